@@ -1,0 +1,1 @@
+"""fer: a reproducible pipeline for facial-expression classifiers."""

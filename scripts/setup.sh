@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Set up a fresh clone: a virtual environment in .venv with fer and its test tools, and the data/
+# folder that the fetch stage watches (data.dvc tracks it; it is empty until you bring a dataset).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# torch first and pinned, so pip takes these exact releases instead of resolving a newer CUDA build.
+.venv/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+.venv/bin/python -m pip install -q -e '.[test]'
+mkdir -p data

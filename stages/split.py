@@ -1,0 +1,43 @@
+"""Stage split: stratified 80/10/10 (or FER2013's own usage) with duplicates kept out of two splits."""
+
+import argparse
+
+import numpy as np
+
+from fer.atomic import write_json
+from fer.datasets import load_images, save_splits
+from fer.errors import one_line_errors
+from fer.labels import class_counts
+from fer.params import load_params
+from fer.splitting import SPLITS, duplicate_groups, original_assignment, stratified_assignment
+
+
+@one_line_errors
+def main():
+    cli = argparse.ArgumentParser(description=__doc__)
+    cli.add_argument("--aligned", required=True)
+    cli.add_argument("--out", required=True)
+    cli.add_argument("--metrics", required=True)
+    args = cli.parse_args()
+
+    params = load_params()
+    p = params.split
+    images, manifest = load_images(args.aligned)
+    labels = manifest["label"].to_numpy(dtype=np.int64)
+    owner = duplicate_groups(images)
+    if p.strategy == "original":
+        assignment = original_assignment(manifest["usage"].to_numpy(), labels, owner, p.val, params.seed)
+    else:
+        assignment = stratified_assignment(labels, owner, p.val, p.test, params.seed)
+    save_splits(args.out, images, manifest, assignment, SPLITS)
+    write_json(args.metrics, {
+        "strategy": p.strategy,
+        "duplicates": int((owner != np.arange(len(owner))).sum()),
+        "dropped_cross_split_duplicates": int((assignment == "").sum()),
+        **{name: {"images": int((assignment == name).sum()), "classes": class_counts(labels[assignment == name])}
+           for name in SPLITS},
+    })
+
+
+if __name__ == "__main__":
+    main()

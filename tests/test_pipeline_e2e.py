@@ -1,0 +1,136 @@
+"""The real `dvc repro` on tiny configs, in a throwaway copy of the repository."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from fer.datasets import load_split
+from fer.labels import EMOTIONS
+
+REPO = Path(__file__).resolve().parents[1]
+PIPELINE_FILES = ("fer", "stages", "dvc.yaml", "params.yaml", "pyproject.toml")
+pytestmark = pytest.mark.e2e
+
+
+def _run(cmd, cwd):
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               PYTHONPATH=str(cwd))
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _make_repo(tmp_path: Path, **sections) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in PIPELINE_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, repo / name)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for section, values in sections.items():
+        params[section] = {**params[section], **values} if isinstance(values, dict) else values
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    (repo / "data").mkdir()
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
+        assert _run(cmd, repo).returncode == 0
+    return repo
+
+
+def _repro(repo, *args):
+    result = _run(["dvc", "repro", *args], repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def _class_tone(k):
+    return 20 + 30 * k
+
+
+def _tone_image(k, i, shape=(48, 48)):
+    """An image whose mean brightness encodes class k, with a per-image pattern so none are duplicates."""
+    rng = np.random.default_rng(1000 * k + i)
+    return np.clip(_class_tone(k) + rng.integers(-6, 7, size=shape), 0, 255).astype(np.uint8)
+
+
+def _assert_labels_survive(repo):
+    for split in ("train", "val", "test"):
+        images, labels = load_split(repo / "outputs" / "split", split)
+        assert len(images) > 0
+        decoded = np.round((images.reshape(len(images), -1).mean(axis=1) - 20) / 30).astype(int)
+        assert (decoded == labels).all(), split
+
+
+def test_default_synthetic_pipeline_is_cached_and_reproducible(tmp_path):
+    repo = _make_repo(tmp_path, synthetic={"n_images": 300})
+    _repro(repo)
+    assert "up to date" in _repro(repo).lower() or "didn't change" in _repro(repo)
+    lock = (repo / "dvc.lock").read_text()
+    _repro(repo, "--force")
+    assert (repo / "dvc.lock").read_text() == lock
+    split_metrics = json.loads((repo / "metrics" / "split.json").read_text())
+    assert sum(split_metrics[s]["images"] for s in ("train", "val", "test")) == 300
+    assert split_metrics["train"]["images"] == 240
+    assert (repo / "plots" / "align_samples.png").stat().st_size > 0
+
+
+def test_fer2013_csv_source_keeps_labels_and_original_usage(tmp_path):
+    repo = _make_repo(tmp_path, data={"source": "csv", "path": "data/fer2013.csv"},
+                      split={"strategy": "original"})
+    usages = ["Training"] * 16 + ["PublicTest"] * 2 + ["PrivateTest"] * 2
+    rows = ["emotion,pixels,Usage"] + [
+        f"{k},{' '.join(map(str, _tone_image(k, i).ravel()))},{usages[i]}"
+        for k in range(7) for i in range(20)
+    ]
+    (repo / "data" / "fer2013.csv").write_text("\n".join(rows) + "\n")
+    _repro(repo)
+    _assert_labels_survive(repo)
+    metrics = json.loads((repo / "metrics" / "split.json").read_text())
+    assert [metrics[s]["images"] for s in ("train", "val", "test")] == [112, 14, 14]
+
+
+def _write_tree(root, class_names, shape_of, per_class=20, ext="png"):
+    for name in class_names:
+        k = EMOTIONS.index(name.lower())
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(_tone_image(k, i, shape_of(i))).save(root / name / f"{i}.{ext}")
+
+
+def test_msambare_folder_source_maps_folders_by_name(tmp_path):
+    repo = _make_repo(tmp_path, data={"source": "folder", "path": "data/fer2013"})
+    for part in ("train", "test"):
+        _write_tree(repo / "data" / "fer2013" / part, EMOTIONS, lambda i: (48, 48), per_class=10)
+    _repro(repo)
+    _assert_labels_survive(repo)
+
+
+def test_human_face_emotions_zip_source_with_varied_sizes(tmp_path):
+    repo = _make_repo(tmp_path, data={"source": "zip", "path": "data/hfe.zip"})
+    tree = tmp_path / "hfe"
+    _write_tree(tree / "Data", ["Angry", "Fear", "Happy", "Sad", "Surprise"], lambda i: (40 + 3 * i, 60 + i))
+    with zipfile.ZipFile(repo / "data" / "hfe.zip", "w") as zf:
+        for path in sorted(tree.rglob("*.png")):
+            zf.write(path, path.relative_to(tree))
+    _repro(repo)
+    _assert_labels_survive(repo)
+    fetched = json.loads((repo / "metrics" / "fetch.json").read_text())
+    assert fetched["images"] == 100 and fetched["classes"]["disgust"] == 0
+
+
+def test_bad_source_fails_in_one_line_without_leaving_outputs(tmp_path):
+    repo = _make_repo(tmp_path, data={"source": "csv", "path": "data/fer2013.csv"})
+    (repo / "data" / "fer2013.csv").write_text("label,image\n1,2 3\n")
+    result = _run(["dvc", "repro"], repo)
+    assert result.returncode != 0
+    assert "error: " in result.stderr and "fer2013.csv" in result.stderr
+    assert not (repo / "outputs").exists() or not any((repo / "outputs").iterdir())
