@@ -21,10 +21,10 @@ def duplicate_groups(images: np.ndarray) -> np.ndarray:
     return owner
 
 
-def _stratified(indices: np.ndarray, labels: np.ndarray, fraction: float, seed: int):
-    """Split `indices` into (rest, held_out) with `fraction` held out, stratified by label."""
+def _stratified(indices: np.ndarray, labels: np.ndarray, held_out: int, seed: int):
+    """Split `indices` into (rest, held_out) with `held_out` images held out, stratified by label."""
     try:
-        return train_test_split(indices, test_size=fraction, stratify=labels[indices], random_state=seed)
+        return train_test_split(indices, test_size=held_out, stratify=labels[indices], random_state=seed)
     except ValueError as err:
         counts = np.bincount(labels[indices], minlength=len(EMOTIONS))
         present = {EMOTIONS[k]: int(c) for k, c in enumerate(counts) if c}
@@ -34,8 +34,8 @@ def _stratified(indices: np.ndarray, labels: np.ndarray, fraction: float, seed: 
 def stratified_assignment(labels: np.ndarray, owner: np.ndarray, val: float, test: float, seed: int) -> np.ndarray:
     """Split unique images stratified by label; each duplicate follows the image it copies."""
     unique = np.flatnonzero(owner == np.arange(len(owner)))
-    rest, test_idx = _stratified(unique, labels, test, seed)
-    train_idx, val_idx = _stratified(rest, labels, val / (1.0 - test), seed)
+    rest, test_idx = _stratified(unique, labels, round(test * len(unique)), seed)
+    train_idx, val_idx = _stratified(rest, labels, round(val * len(unique)), seed)
     assignment = np.empty(len(labels), dtype=object)
     for name, idx in zip(SPLITS, (train_idx, val_idx, test_idx)):
         assignment[idx] = name
@@ -58,7 +58,7 @@ def original_assignment(usage: np.ndarray, labels: np.ndarray, owner: np.ndarray
     assignment = usage.copy()
     if "val" not in usage:
         train = np.flatnonzero(usage == "train")
-        _, val_idx = _stratified(train, labels, val, seed)
+        _, val_idx = _stratified(train, labels, round(val * len(train)), seed)
         assignment[val_idx] = "val"
     rank = np.array([SPLITS.index(a) for a in assignment])
     earliest = np.full(len(rank), len(SPLITS))

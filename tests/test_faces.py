@@ -1,0 +1,165 @@
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from fer.errors import FerError
+from fer.faces import (
+    Face,
+    align_all,
+    align_face,
+    alignment_matrix,
+    detect_faces,
+    eye_tilt_degrees,
+    resize_only,
+    save_sample_grid,
+)
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
+
+
+@pytest.fixture(scope="module")
+def lfw():
+    """100 face crops then 100 non-face crops, 25x25 uint8."""
+    return [np.round(img * 255).astype(np.uint8) for img in data.lfw_subset()]
+
+
+def rotated(gray, degrees):
+    """`gray` turned counter-clockwise on screen by `degrees` about its centre (OpenCV convention)."""
+    h, w = gray.shape
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    return cv2.warpAffine(gray, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE)
+
+
+def the_face(gray):
+    faces = detect_faces(gray)
+    assert len(faces) == 1
+    assert faces[0].eyes is not None
+    return faces[0]
+
+
+def test_astronaut_has_one_face_with_both_eyes_inside_it(astronaut):
+    face = the_face(astronaut)
+    x, y, w, h = face.box
+    assert w >= 60 and h >= 60
+    (lx, ly), (rx, ry) = face.eyes
+    assert x < lx < x + w / 2 <= rx < x + w
+    assert y < ly < y + h / 2 and y < ry < y + h / 2
+    assert face.score > 0
+
+
+@pytest.mark.parametrize("degrees", [15, -15])
+def test_eye_tilt_follows_the_rotation_of_the_image(astronaut, degrees):
+    upright = eye_tilt_degrees(the_face(astronaut).eyes)
+    tilted = eye_tilt_degrees(the_face(rotated(astronaut, degrees)).eyes)
+    # A counter-clockwise turn lifts the right-in-image eye, which makes the tilt more negative.
+    assert tilted - upright == pytest.approx(-degrees, abs=4)
+
+
+@pytest.mark.parametrize("degrees", [15, -15])
+def test_align_face_levels_the_eyes_of_a_rotated_face(astronaut, degrees):
+    image = rotated(astronaut, degrees)
+    face = the_face(image)
+
+    matrix, side = alignment_matrix(face, margin=0.15)
+    eyes_in_crop = [matrix @ (x, y, 1.0) for x, y in face.eyes]
+    assert eyes_in_crop[0][1] == pytest.approx(eyes_in_crop[1][1], abs=1e-6)
+    assert all(0 < coord < side for point in eyes_in_crop for coord in point)
+
+    aligned = align_face(image, face, size=128, margin=0.15)
+    assert aligned.shape == (128, 128) and aligned.dtype == np.uint8
+    # An independent check: the detector itself sees level eyes in the aligned crop.
+    assert abs(eye_tilt_degrees(the_face(aligned).eyes)) < 4
+
+
+def test_align_face_pads_a_face_that_reaches_past_the_image_edge(astronaut):
+    corner_face = Face(box=(-20, -10, 80, 80), eyes=None, score=1.0)
+    aligned = align_face(astronaut, corner_face, size=48, margin=0.25)
+    assert aligned.shape == (48, 48) and aligned.dtype == np.uint8
+
+
+def test_haar_finds_small_faces_and_rejects_non_faces(lfw):
+    result = align_all(lfw, method="haar", size=48, margin=0.15, min_face=12, on_miss="drop")
+    faces, non_faces = result.detected[:100], result.detected[100:]
+    assert faces.mean() >= 0.8
+    assert non_faces.mean() <= 0.05
+    assert np.array_equal(result.kept, result.detected)
+    assert result.images.shape == (result.kept.sum(), 48, 48) and result.images.dtype == np.uint8
+    assert not result.eyes_levelled[~result.detected].any()
+    assert result.eyes_levelled[:100].mean() >= 0.5
+
+
+def test_boxes_of_upscaled_small_images_map_back_into_the_image(lfw):
+    for img in lfw[:10]:
+        for face in detect_faces(img, min_face=12):
+            x, y, w, h = face.box
+            assert -1 <= x and -1 <= y and x + w <= 26 and y + h <= 26
+
+
+def test_haar_misses_are_resized_when_asked(lfw):
+    images = lfw[95:105]
+    result = align_all(images, method="haar", size=32, margin=0.15, min_face=12, on_miss="resize")
+    assert result.kept.all()
+    assert result.images.shape == (10, 32, 32)
+    missed = np.flatnonzero(~result.detected)
+    assert len(missed) >= 5  # the five non-faces at least
+    for i in missed:
+        assert np.array_equal(result.images[i], resize_only(images[i], 32))
+
+
+def test_resize_leaves_a_registered_face_unchanged(astronaut):
+    face48 = cv2.resize(astronaut[66:163, 177:274], (48, 48), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(resize_only(face48, 48), face48)
+
+    result = align_all([face48], method="resize", size=48, margin=0.15, min_face=20, on_miss="drop")
+    assert np.array_equal(result.images[0], face48)
+    assert not result.detected.any() and not result.eyes_levelled.any() and result.kept.all()
+
+
+def test_resize_crops_the_centre_square_of_a_wide_image(astronaut):
+    wide = cv2.resize(astronaut, (100, 60), interpolation=cv2.INTER_AREA)
+    out = resize_only(wide, 48)
+    assert out.shape == (48, 48) and out.dtype == np.uint8
+    expected = cv2.resize(wide[:, 20:80], (48, 48), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(out, expected)
+
+
+@pytest.mark.parametrize(
+    "method, on_miss, named",
+    [("dlib", "drop", "align.method"), ("haar", "skip", "align.on_miss")],
+)
+def test_unknown_choices_name_the_param_and_the_allowed_values(astronaut, method, on_miss, named):
+    with pytest.raises(FerError, match=named) as err:
+        align_all([astronaut], method=method, size=48, margin=0.15, min_face=20, on_miss=on_miss)
+    assert "resize" in str(err.value)
+
+
+def test_sample_grid_is_a_png_of_before_after_pairs(tmp_path, astronaut):
+    before = [astronaut, astronaut[:, :300], astronaut[100:200], astronaut[::2], astronaut[::3]]
+    after = np.stack([resize_only(img, 32) for img in before])
+    path = tmp_path / "samples.png"
+
+    save_sample_grid(before, after, path, n=16)
+
+    grid = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    # 16 pairs fill 4 per row; 5 pairs take 2 rows of 4 pairs, each pair two 32 px tiles wide.
+    assert grid.shape == (2 * 32, 4 * 2 * 32)
+    assert np.array_equal(grid[:32, 32:64], after[0])
+    assert np.array_equal(grid[32:64, 32:64], after[4])
+    assert [p.name for p in tmp_path.iterdir()] == ["samples.png"]
+
+
+def test_sample_grid_takes_the_first_n_pairs(tmp_path, astronaut):
+    before = [astronaut] * 6
+    after = np.stack([np.full((16, 16), 10 * i, dtype=np.uint8) for i in range(6)])
+    path = tmp_path / "grid.png"
+
+    save_sample_grid(before, after, path, n=4)
+
+    grid = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert grid.shape == (2 * 16, 2 * 2 * 16)
+    shown = {int(grid[r * 16, c * 32 + 16]) for r in range(2) for c in range(2)}
+    assert shown == {0, 10, 20, 30}
