@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+
+from fer.labels import EMOTIONS
+from fer.sources.synthetic import FER2013_TRAIN_COUNTS, class_counts, generate
+
+HAPPY, SAD, DISGUST = EMOTIONS.index("happy"), EMOTIONS.index("sad"), EMOTIONS.index("disgust")
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return generate(700, seed=3)
+
+
+def test_same_seed_gives_identical_images_and_labels(faces):
+    again = generate(700, seed=3)
+    assert np.array_equal(np.stack(faces.images), np.stack(again.images))
+    assert np.array_equal(faces.labels, again.labels)
+
+
+def test_different_seed_gives_different_images():
+    a, b = generate(100, seed=0), generate(100, seed=1)
+    assert not np.array_equal(np.stack(a.images), np.stack(b.images))
+
+
+def test_crop_mode_shapes_and_metadata(faces):
+    assert len(faces) == 700
+    assert all(im.shape == (48, 48) and im.dtype == np.uint8 for im in faces.images)
+    assert faces.usage == [""] * 700
+    assert faces.source[:2] == ["synthetic:0", "synthetic:1"]
+    assert set(faces.labels.tolist()) <= set(range(len(EMOTIONS)))
+
+
+def test_image_size_is_honoured():
+    ds = generate(70, image_size=64, seed=0)
+    assert {im.shape for im in ds.images} == {(64, 64)}
+
+
+def test_photo_mode_returns_photo_size_images():
+    ds = generate(70, seed=0, photo=True, photo_size=96)
+    assert {im.shape for im in ds.images} == {(96, 96)}
+    assert all(im.dtype == np.uint8 for im in ds.images)
+
+
+def test_all_classes_present_and_disgust_rarest(faces):
+    counts = np.bincount(faces.labels, minlength=len(EMOTIONS))
+    assert (counts > 0).all()
+    assert counts.argmin() == DISGUST
+
+
+@pytest.mark.parametrize("n", [70, 71, 700, 1234, 6000])
+def test_counts_follow_fer2013_proportions(n):
+    counts = class_counts(n)
+    assert counts.sum() == n and (counts >= 1).all()
+    exact = n * FER2013_TRAIN_COUNTS / FER2013_TRAIN_COUNTS.sum()
+    assert np.abs(counts - exact).max() < 1
+
+
+def test_generated_labels_match_class_counts(faces):
+    assert np.array_equal(np.bincount(faces.labels, minlength=len(EMOTIONS)), class_counts(700))
+
+
+def test_happy_and_sad_mouths_differ_on_average(faces):
+    images = np.stack(faces.images).astype(np.float64)
+    mouth = images[:, 30:42, 14:34]
+    happy, sad = mouth[faces.labels == HAPPY].mean(0), mouth[faces.labels == SAD].mean(0)
+    forehead = images[:, 4:12, 14:34]
+    happy_fh, sad_fh = forehead[faces.labels == HAPPY].mean(0), forehead[faces.labels == SAD].mean(0)
+    # The expression shows at the mouth, well beyond the identity noise seen where nothing changes.
+    assert np.abs(happy - sad).mean() > 2 * np.abs(happy_fh - sad_fh).mean()
