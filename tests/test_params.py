@@ -5,10 +5,12 @@ from fer.errors import FerError
 from fer.params import load_params, parse_params
 
 
-def test_repository_params_file_is_valid():
+def test_repository_params_files_are_valid():
     params = load_params("params.yaml")
     assert params.data.source == "synthetic"
     assert params.split.val == pytest.approx(0.1)
+    gpu = load_params("params-fer2013-gpu.yaml")
+    assert gpu.train.device == "cuda" and set(gpu.models) == set(params.models)
 
 
 @pytest.mark.parametrize("raw, key, hint", [

@@ -38,7 +38,8 @@ def _make_repo(tmp_path: Path, **sections) -> Path:
             shutil.copy(src, repo / name)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     for section, values in sections.items():
-        params[section] = {**params[section], **values} if isinstance(values, dict) else values
+        merge = isinstance(values, dict) and section != "models"
+        params[section] = {**params[section], **values} if merge else values
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     (repo / "data").mkdir()
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
@@ -70,17 +71,40 @@ def _assert_labels_survive(repo):
         assert (decoded == labels).all(), split
 
 
-def test_default_synthetic_pipeline_is_cached_and_reproducible(tmp_path):
-    repo = _make_repo(tmp_path, synthetic={"n_images": 300})
+TINY_MODELS = {
+    "mlp": {"arch": "mlp", "image_size": 48, "options": {"hidden": [32]}},
+    "cnn": {"arch": "cnn", "image_size": 48, "options": {"widths": [8, 16]}},
+}
+
+
+def test_default_pipeline_end_to_end_is_cached_and_reproducible(tmp_path):
+    repo = _make_repo(tmp_path, synthetic={"n_images": 300}, train={"epochs": 2, "device": "cpu"},
+                      models=TINY_MODELS, model="cnn")
     _repro(repo)
     assert "Data and pipelines are up to date." in _repro(repo)
-    lock = (repo / "dvc.lock").read_text()
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
     _repro(repo, "--force")
-    assert (repo / "dvc.lock").read_text() == lock
+    relock = yaml.safe_load((repo / "dvc.lock").read_text())
+    for stage in ("fetch", "align", "split"):
+        assert relock["stages"][stage] == lock["stages"][stage]
+    for name in TINY_MODELS:  # weights repeat exactly on CPU; only the timing in dvclive differs
+        assert relock["stages"][f"train@{name}"]["outs"][0] == lock["stages"][f"train@{name}"]["outs"][0]
+        assert json.loads((repo / "dvclive" / "train" / name / "metrics.json").read_text())["step"] == 1
     split_metrics = json.loads((repo / "metrics" / "split.json").read_text())
-    assert sum(split_metrics[s]["images"] for s in ("train", "val", "test")) == 300
-    assert split_metrics["train"]["images"] == 240
+    assert [split_metrics[s]["images"] for s in ("train", "val", "test")] == [240, 30, 30]
     assert (repo / "plots" / "align_samples.png").stat().st_size > 0
+
+
+def test_changing_one_models_params_reruns_only_its_train_stage(tmp_path):
+    repo = _make_repo(tmp_path, synthetic={"n_images": 300}, train={"epochs": 1, "device": "cpu"},
+                      models=TINY_MODELS, model="cnn")
+    _repro(repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["models"]["cnn"]["lr"] = 0.01
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    out = _repro(repo)
+    assert "Running stage 'train@cnn'" in out
+    assert "Running stage 'train@mlp'" not in out and "Running stage 'fetch'" not in out
 
 
 def test_fer2013_csv_source_keeps_labels_and_original_usage(tmp_path):
@@ -92,7 +116,7 @@ def test_fer2013_csv_source_keeps_labels_and_original_usage(tmp_path):
         for k in range(7) for i in range(20)
     ]
     (repo / "data" / "fer2013.csv").write_text("\n".join(rows) + "\n")
-    _repro(repo)
+    _repro(repo, "split")
     _assert_labels_survive(repo)
     metrics = json.loads((repo / "metrics" / "split.json").read_text())
     assert [metrics[s]["images"] for s in ("train", "val", "test")] == [112, 14, 14]
@@ -110,7 +134,7 @@ def test_msambare_folder_source_maps_folders_by_name(tmp_path):
     repo = _make_repo(tmp_path, data={"source": "folder", "path": "data/fer2013"})
     for part in ("train", "test"):
         _write_tree(repo / "data" / "fer2013" / part, EMOTIONS, lambda i: (48, 48), per_class=10)
-    _repro(repo)
+    _repro(repo, "split")
     _assert_labels_survive(repo)
 
 
@@ -121,7 +145,7 @@ def test_human_face_emotions_zip_source_with_varied_sizes(tmp_path):
     with zipfile.ZipFile(repo / "data" / "hfe.zip", "w") as zf:
         for path in sorted(tree.rglob("*.png")):
             zf.write(path, path.relative_to(tree))
-    _repro(repo)
+    _repro(repo, "split")
     _assert_labels_survive(repo)
     fetched = json.loads((repo / "metrics" / "fetch.json").read_text())
     assert fetched["images"] == 100 and fetched["classes"]["disgust"] == 0
@@ -130,7 +154,7 @@ def test_human_face_emotions_zip_source_with_varied_sizes(tmp_path):
 def test_bad_source_fails_in_one_line_without_leaving_outputs(tmp_path):
     repo = _make_repo(tmp_path, data={"source": "csv", "path": "data/fer2013.csv"})
     (repo / "data" / "fer2013.csv").write_text("label,image\n1,2 3\n")
-    result = _run(["dvc", "repro"], repo)
+    result = _run(["dvc", "repro", "split"], repo)
     assert result.returncode != 0
     assert "error: " in result.stderr and "fer2013.csv" in result.stderr
     assert not (repo / "outputs").exists() or not any((repo / "outputs").iterdir())

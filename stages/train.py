@@ -1,0 +1,31 @@
+"""Stage train@<model>: train one model from params.yaml's `models` and keep its best checkpoint."""
+
+import argparse
+
+from dvclive import Live
+
+from fer.errors import one_line_errors
+from fer.params import load_params
+from fer.training import dvclive_logger, train_model
+
+
+@one_line_errors
+def main():
+    cli = argparse.ArgumentParser(description=__doc__)
+    cli.add_argument("--model", required=True, help="a key of `models` in params.yaml")
+    cli.add_argument("--split", required=True)
+    cli.add_argument("--out", required=True, help="checkpoint file to write")
+    cli.add_argument("--live", required=True, help="dvclive folder for this model")
+    args = cli.parse_args()
+
+    params = load_params()
+    cfg = params.train_config(args.model)
+    with Live(args.live, dvcyaml=None, save_dvc_exp=False, report=None) as live:
+        result = train_model(args.model, params.models[args.model], cfg, params.seed, args.split, args.out,
+                             on_epoch=dvclive_logger(live))
+        live.summary["best/val_acc"] = result.best_val_acc
+        live.summary["best/epoch"] = result.best_epoch
+
+
+if __name__ == "__main__":
+    main()
