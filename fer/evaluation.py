@@ -1,0 +1,127 @@
+"""Evaluate one checkpoint on the test split: quality, calibration, size and single-image CPU speed."""
+
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from fer.atomic import write_json
+from fer.batches import model_input, predict_logits
+from fer.checkpoints import load_checkpoint, normalization_of
+from fer.labels import EMOTIONS
+from fer.models import Normalization
+from fer.params import EvaluateParams
+
+# Every class is listed in per-class metrics and confusion matrices, even when the test split lacks it.
+CLASS_INDICES = list(range(len(EMOTIONS)))
+# Big per-cell lists that the confusion plot already shows; kept out of the metrics file DVC tabulates.
+CONFUSION_KEYS = ("confusion", "confusion_normalized")
+WARMUP_PASSES = 2
+DECIMALS = 4
+
+
+def predict_probabilities(model: torch.nn.Module, images: torch.Tensor, image_size: int, norm: Normalization,
+                          tta_flip: bool = False) -> np.ndarray:
+    """Softmax probabilities (N, C) of uint8 images; with tta_flip, averaged with those of the mirrors."""
+    probabilities = predict_logits(model, images, image_size, norm).softmax(1)
+    if tta_flip:
+        mirrored = predict_logits(model, images.flip(-1), image_size, norm).softmax(1)
+        probabilities = (probabilities + mirrored) / 2
+    return probabilities.cpu().numpy()
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, n_bins: int) -> float:
+    """Top-1 ECE: the gap between confidence and accuracy in equal-width confidence bins, weighted by size."""
+    confidence = probabilities.max(1)
+    correct = (probabilities.argmax(1) == labels).astype(np.float64)
+    # Confidence 1.0 belongs in the last bin, not in an extra one past it.
+    bins = np.minimum((confidence * n_bins).astype(np.int64), n_bins - 1)
+    # Per bin, |acc - conf| * n_bin / N equals |sum(correct - confidence)| / N.
+    gap_per_bin = np.bincount(bins, weights=correct - confidence, minlength=n_bins)
+    return float(np.abs(gap_per_bin).sum() / len(labels))
+
+
+def classification_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and confusion matrices (raw, row-normalised)."""
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predictions, labels=CLASS_INDICES, zero_division=0)
+    per_class = {
+        emotion: {"precision": _round(precision[i]), "recall": _round(recall[i]), "f1": _round(f1[i]),
+                  "support": int(support[i])}
+        for i, emotion in enumerate(EMOTIONS)
+    }
+    # Macro-F1 over the classes that occur (sklearn's default), so a class absent from a small test split
+    # does not count as a zero.
+    return {
+        "accuracy": _round(accuracy_score(labels, predictions)),
+        "macro_f1": _round(f1_score(labels, predictions, average="macro", zero_division=0)),
+        "per_class": per_class,
+        "confusion": confusion_matrix(labels, predictions, labels=CLASS_INDICES).tolist(),
+        # Rows of absent classes are 0 rather than NaN (sklearn's normalize="true" does that).
+        "confusion_normalized": np.round(
+            confusion_matrix(labels, predictions, labels=CLASS_INDICES, normalize="true"), DECIMALS).tolist(),
+    }
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.inference_mode()
+def cpu_latency_ms(model: torch.nn.Module, images: torch.Tensor, image_size: int, norm: Normalization,
+                   n_images: int) -> float:
+    """Median ms to classify one uint8 image (preprocessing included) on the CPU, at torch's thread count.
+
+    Single images, as a deployed model sees them; the median ignores the odd scheduler hiccup.
+    """
+    model = model.to("cpu").eval()
+    images = images.cpu()
+    timings = []
+    for i in range(WARMUP_PASSES + n_images):
+        image = images[i % len(images)].unsqueeze(0)
+        start = time.perf_counter()
+        model(model_input(image, image_size, norm))
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings[WARMUP_PASSES:]) * 1000
+
+
+def evaluate_checkpoint(checkpoint_path: str | Path, images: np.ndarray, labels: np.ndarray,
+                        params: EvaluateParams, device: str | torch.device = "cpu") -> tuple[dict, np.ndarray]:
+    """(JSON-ready result, predicted labels (N,)) of a checkpoint on uint8 images (N, H, W) and their labels."""
+    model, meta = load_checkpoint(checkpoint_path, device)
+    norm = normalization_of(meta)
+    images_tensor = torch.from_numpy(np.ascontiguousarray(images))
+    probabilities = predict_probabilities(model, images_tensor.to(device), meta["image_size"], norm,
+                                          params.tta_flip)
+    predictions = probabilities.argmax(1)
+    result = {
+        "model": meta["name"],
+        "arch": meta["arch"],
+        **classification_metrics(labels, predictions),
+        "ece": _round(expected_calibration_error(probabilities, labels, params.calibration_bins)),
+        "params": count_parameters(model),
+        "size_bytes": Path(checkpoint_path).stat().st_size,
+        "latency_ms": _round(cpu_latency_ms(model, images_tensor, meta["image_size"], norm,
+                                            params.latency_images)),
+    }
+    return result, predictions
+
+
+def confusion_records(labels: np.ndarray, predictions: np.ndarray) -> list[dict]:
+    """One {actual, predicted} record per image, by emotion name: what DVC's confusion templates read."""
+    return [{"actual": EMOTIONS[actual], "predicted": EMOTIONS[predicted]}
+            for actual, predicted in zip(labels.tolist(), predictions.tolist())]
+
+
+def write_evaluation(result: dict, labels: np.ndarray, predictions: np.ndarray, metrics_path: str | Path,
+                     confusion_path: str | Path) -> None:
+    """The metrics JSON (without the confusion matrices) and the per-image confusion-plot data, atomically."""
+    write_json(metrics_path, {key: value for key, value in result.items() if key not in CONFUSION_KEYS})
+    write_json(confusion_path, confusion_records(labels, predictions))
+
+
+def _round(value) -> float:
+    return round(float(value), DECIMALS)

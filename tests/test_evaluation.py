@@ -1,0 +1,143 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import f1_score
+
+from fer.checkpoints import load_checkpoint, normalization_of
+from fer.datasets import save_images
+from fer.evaluation import (evaluate_checkpoint, expected_calibration_error, predict_probabilities,
+                            write_evaluation)
+from fer.labels import EMOTIONS
+from fer.params import EvaluateParams, ModelParams, TrainParams
+from fer.sources.synthetic import generate
+from fer.training import train_model
+
+DISGUST = EMOTIONS.index("disgust")
+PARAMS = EvaluateParams(calibration_bins=10, latency_images=4)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny mlp trained for one epoch on a tiny synthetic split: real, if weak, predictions."""
+    root = tmp_path_factory.mktemp("eval")
+    for name, seed in (("train", 1), ("val", 2)):
+        ds = generate(140 if name == "train" else 70, 48, seed)
+        save_images(root / "split" / name, np.stack(ds.images), pd.DataFrame({"label": ds.labels}))
+    spec = ModelParams(arch="mlp", image_size=48, options={"hidden": [32]})
+    cfg = TrainParams(epochs=1, batch_size=32, device="cpu")
+    train_model("mlp", spec, cfg, seed=7, split_dir=root / "split", checkpoint_path=root / "mlp.pt")
+    return root / "mlp.pt"
+
+
+@pytest.fixture(scope="module")
+def test_split():
+    """A test split with no disgust image, so that an absent class must still be reported."""
+    ds = generate(80, 48, seed=3)
+    labels = np.asarray(ds.labels, dtype=np.int64)
+    keep = labels != DISGUST
+    return np.stack(ds.images)[keep], labels[keep]
+
+
+@pytest.fixture(scope="module")
+def evaluated(checkpoint, test_split):
+    return evaluate_checkpoint(checkpoint, *test_split, PARAMS)
+
+
+def test_accuracy_and_macro_f1_match_the_predictions(evaluated, test_split):
+    result, predictions = evaluated
+    labels = test_split[1]
+    assert result["model"] == "mlp" and result["arch"] == "mlp"
+    assert predictions.shape == labels.shape
+    assert result["accuracy"] == round(float(np.mean(predictions == labels)), 4)
+    assert result["macro_f1"] == round(f1_score(labels, predictions, average="macro", zero_division=0), 4)
+
+
+def test_per_class_lists_every_class_and_supports_count_the_images(evaluated, test_split):
+    result, _ = evaluated
+    labels = test_split[1]
+    assert list(result["per_class"]) == list(EMOTIONS)
+    supports = [row["support"] for row in result["per_class"].values()]
+    assert supports == np.bincount(labels, minlength=len(EMOTIONS)).tolist()
+    assert sum(supports) == len(labels) and result["per_class"]["disgust"]["support"] == 0
+    assert result["per_class"]["disgust"]["recall"] == 0.0
+
+
+def test_confusion_rows_sum_to_supports_and_normalised_rows_to_one(evaluated):
+    result, _ = evaluated
+    confusion = np.array(result["confusion"])
+    normalized = np.array(result["confusion_normalized"])
+    supports = np.array([row["support"] for row in result["per_class"].values()])
+    assert confusion.shape == normalized.shape == (len(EMOTIONS), len(EMOTIONS))
+    assert confusion.sum(1).tolist() == supports.tolist()
+    assert np.allclose(normalized.sum(1), np.where(supports > 0, 1.0, 0.0), atol=1e-3)
+
+
+def test_model_size_and_speed(evaluated, checkpoint):
+    result, _ = evaluated
+    model, _ = load_checkpoint(checkpoint)
+    assert result["params"] == sum(p.numel() for p in model.parameters())
+    assert result["size_bytes"] == checkpoint.stat().st_size
+    assert result["latency_ms"] > 0
+    assert 0 <= result["ece"] <= 1
+
+
+def _probabilities(confidence: float, n: int, n_classes: int = len(EMOTIONS)) -> np.ndarray:
+    """n rows that give class 0 probability `confidence` and share the rest among the other classes."""
+    rows = np.full((n, n_classes), (1 - confidence) / (n_classes - 1))
+    rows[:, 0] = confidence
+    return rows
+
+
+def test_ece_is_zero_when_confidence_matches_accuracy():
+    labels = np.array([0] * 80 + [1] * 20)  # class 0 predicted with 0.8 confidence, right 80% of the time
+    assert expected_calibration_error(_probabilities(0.8, 100), labels, n_bins=15) == pytest.approx(0, abs=1e-9)
+
+
+def test_ece_is_large_for_an_over_confident_model():
+    labels = np.array([0] * 50 + [1] * 50)  # 0.99 confident, right half the time
+    assert expected_calibration_error(_probabilities(0.99, 100), labels, n_bins=15) == pytest.approx(0.49)
+
+
+def test_ece_weighs_each_bin_by_its_size():
+    # Calibrated within each bin, over-confident by 0.5 in a bin holding a quarter of the images.
+    probabilities = np.concatenate([_probabilities(0.6, 30), _probabilities(0.6, 20), _probabilities(1.0, 50)])
+    labels = np.array([0] * 30 + [1] * 20 + [0] * 25 + [1] * 25)
+    assert expected_calibration_error(probabilities, labels, n_bins=10) == pytest.approx(0.25)
+
+
+def test_flip_tta_averages_each_image_with_its_mirror(checkpoint, test_split):
+    model, meta = load_checkpoint(checkpoint)
+    norm = normalization_of(meta)
+    images = torch.from_numpy(test_split[0])
+    with_tta = predict_probabilities(model, images, 48, norm, tta_flip=True)
+    plain = predict_probabilities(model, images, 48, norm)
+    mirrored = predict_probabilities(model, images.flip(-1), 48, norm)
+    assert np.allclose(with_tta, (plain + mirrored) / 2, atol=1e-6)
+    assert np.allclose(with_tta.sum(1), 1, atol=1e-5)
+
+
+def test_flip_tta_changes_nothing_on_mirror_symmetric_images(checkpoint, test_split):
+    images, labels = test_split
+    symmetric = images.copy()
+    symmetric[:, :, 24:] = images[:, :, :24][:, :, ::-1]
+    plain, plain_predictions = evaluate_checkpoint(checkpoint, symmetric, labels, PARAMS)
+    tta, tta_predictions = evaluate_checkpoint(checkpoint, symmetric, labels, PARAMS.model_copy(
+        update={"tta_flip": True}))
+    assert np.array_equal(plain_predictions, tta_predictions)
+    for key in ("accuracy", "macro_f1", "ece", "per_class", "confusion"):
+        assert plain[key] == tta[key]
+
+
+def test_write_evaluation_writes_metrics_and_one_confusion_record_per_image(evaluated, test_split, tmp_path):
+    result, predictions = evaluated
+    labels = test_split[1]
+    write_evaluation(result, labels, predictions, tmp_path / "metrics" / "mlp.json", tmp_path / "plots" / "mlp.json")
+    metrics = json.loads((tmp_path / "metrics" / "mlp.json").read_text())
+    assert metrics["accuracy"] == result["accuracy"] and metrics["per_class"] == result["per_class"]
+    assert "confusion" not in metrics
+    records = json.loads((tmp_path / "plots" / "mlp.json").read_text())
+    assert len(records) == len(labels)
+    assert records == [{"actual": EMOTIONS[a], "predicted": EMOTIONS[p]} for a, p in zip(labels, predictions)]

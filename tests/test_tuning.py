@@ -1,0 +1,145 @@
+import json
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from fer import tuning
+from fer.checkpoints import load_checkpoint
+from fer.datasets import save_images
+from fer.errors import FerError
+from fer.params import FloatRange, ModelParams, SearchSpace, TrainParams, TuneParams
+from fer.sources.synthetic import generate
+from fer.tuning import TuneOutputs, pruning_reporter, study_name, tune_model
+
+SPEC = ModelParams(arch="mlp", image_size=48, options={"hidden": [16]})
+BASE = TrainParams(epochs=1, batch_size=32, device="cpu", patience=5)
+SPACE = SearchSpace(lr=FloatRange(low=1e-3, high=1e-2, log=True), weight_decay=None,
+                    dropout=FloatRange(low=0.0, high=0.5), label_smoothing=None, batch_size=[16, 32])
+TUNE = TuneParams(trials=3, epochs=2, search_space=SPACE)
+
+
+@pytest.fixture(scope="module")
+def split_dir(tmp_path_factory):
+    """A tiny synthetic train/val split on disk, in the split stage's format."""
+    root = tmp_path_factory.mktemp("split")
+    for name, seed in (("train", 1), ("val", 2)):
+        ds = generate(140 if name == "train" else 70, 48, seed)
+        save_images(root / name, np.stack(ds.images), pd.DataFrame({"label": ds.labels}))
+    return root
+
+
+def _outputs(root) -> TuneOutputs:
+    return TuneOutputs(study_dir=root / "study", checkpoint=root / "best.pt", metrics=root / "tune.json",
+                       history=root / "history.json", importances=root / "importances.json")
+
+
+def _tune(split_dir, root, tune=TUNE, **kwargs) -> dict:
+    return tune_model("mlp", SPEC, BASE, tune, 7, split_dir, _outputs(root), **kwargs)
+
+
+def _stored_study(root, tune=TUNE) -> optuna.Study:
+    return optuna.load_study(study_name=study_name("mlp", SPEC, BASE, tune, 7),
+                             storage=f"sqlite:///{root / 'study' / tuning.STUDY_DB}")
+
+
+def _finished(study: optuna.Study) -> list:
+    return study.get_trials(states=tuning.FINISHED)
+
+
+def test_study_writes_best_params_counts_history_and_a_loadable_checkpoint(split_dir, tmp_path):
+    final_epochs = []
+    metrics = _tune(split_dir, tmp_path, on_final_epoch=final_epochs.append)
+
+    best = metrics["best_params"]
+    assert set(best) == {"lr", "dropout", "batch_size"}  # keys set to None are not tuned
+    assert SPACE.lr.low <= best["lr"] <= SPACE.lr.high and 0.0 <= best["dropout"] <= 0.5
+    assert best["batch_size"] in SPACE.batch_size
+    trials = metrics["trials"]
+    assert trials["complete"] + trials["pruned"] == 3 and trials["failed"] == 0 and trials["total"] == 3
+    assert json.loads((tmp_path / "tune.json").read_text()) == metrics
+
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [row["trial"] for row in history] == [0, 1, 2]
+    assert max(row["best"] for row in history) == metrics["best_value"]
+    for row in json.loads((tmp_path / "importances.json").read_text()):
+        assert row["param"] in best and row["importance"] >= 0
+
+    _, meta = load_checkpoint(tmp_path / "best.pt")
+    assert meta["train"]["lr"] == best["lr"] and meta["train"]["epochs"] == BASE.epochs
+    assert len(final_epochs) == BASE.epochs != TUNE.epochs  # the retrain runs base's epochs, not tune's
+    assert not (tmp_path / "study" / tuning.SCRATCH_CHECKPOINT).exists()
+
+
+def test_a_rerun_with_more_trials_resumes_the_same_study(split_dir, tmp_path):
+    _tune(split_dir, tmp_path, tune=TUNE.model_copy(update={"trials": 2}))
+    first_two = [t.params for t in _finished(_stored_study(tmp_path))]
+    metrics = _tune(split_dir, tmp_path)  # trials=3 is not part of the study name: the same study goes on
+
+    finished = _finished(_stored_study(tmp_path))
+    assert len(finished) == 3 and metrics["trials"]["total"] == 3
+    assert [t.params for t in finished[:2]] == first_two
+    assert finished[2].params != finished[0].params  # a resumed sampler does not redraw trial 0
+
+
+def test_an_interrupted_trial_is_not_counted_and_the_rerun_completes_the_study(split_dir, tmp_path, monkeypatch):
+    real_train_model, calls = tuning.train_model, []
+
+    def interrupted_on_second_trial(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_train_model(*args, **kwargs)
+
+    monkeypatch.setattr(tuning, "train_model", interrupted_on_second_trial)
+    with pytest.raises(KeyboardInterrupt):
+        _tune(split_dir, tmp_path)
+    monkeypatch.undo()
+
+    metrics = _tune(split_dir, tmp_path)
+    assert metrics["trials"] == {**metrics["trials"], "failed": 1, "total": 4}
+    assert len(_finished(_stored_study(tmp_path))) == 3
+
+
+def test_a_trial_left_running_by_a_killed_run_is_marked_failed(split_dir, tmp_path):
+    tune = TUNE.model_copy(update={"trials": 1})
+    _tune(split_dir, tmp_path, tune=tune)
+    _stored_study(tmp_path, tune).ask()  # what a SIGKILL mid-trial leaves behind
+
+    metrics = _tune(split_dir, tmp_path, tune=tune)
+    assert metrics["trials"] == {"complete": 1, "pruned": 0, "failed": 1, "total": 2}
+
+
+def test_a_changed_setup_gets_a_new_study_name():
+    narrower = TUNE.model_copy(update={"search_space": SPACE.model_copy(update={"batch_size": [32]})})
+    assert study_name("mlp", SPEC, BASE, TUNE, 7) == study_name("mlp", SPEC, BASE, TUNE.model_copy(), 7)
+    assert study_name("mlp", SPEC, BASE, narrower, 7) != study_name("mlp", SPEC, BASE, TUNE, 7)
+    assert study_name("mlp", SPEC, BASE, TUNE, 8) != study_name("mlp", SPEC, BASE, TUNE, 7)
+    assert study_name("mlp", SPEC, BASE, TUNE.model_copy(update={"study_name": "mine"}), 7) == "mine"
+
+
+def test_the_pruner_stops_a_trial_that_trails_the_others():
+    study = optuna.create_study(direction="maximize", pruner=tuning._pruner(TuneParams(pruner_warmup_epochs=1)))
+
+    def objective_reporting(accuracies):
+        def objective(trial):
+            report = pruning_reporter(trial)
+            for epoch, acc in enumerate(accuracies, start=1):
+                report(tuning.EpochLog(epoch, 0.0, 0.0, 0.0, acc, 0.0, 1.0, 1.0))
+            return accuracies[-1]
+        return objective
+
+    study.optimize(objective_reporting([0.5, 0.6, 0.7]), n_trials=tuning.PRUNER_STARTUP_TRIALS)
+    study.optimize(objective_reporting([0.1, 0.1, 0.1]), n_trials=1)
+    pruned = study.trials[-1]
+    assert pruned.state == TrialState.PRUNED
+    assert list(pruned.intermediate_values) == [1, 2]  # epoch 1 is warm-up; pruned at the first check after
+
+
+def test_an_unreachable_database_is_one_clear_error(split_dir, tmp_path):
+    url = "postgresql://nobody:secret@127.0.0.1:1/x"
+    with pytest.raises(FerError, match=r"^tune\.storage: .*postgresql://nobody:\*\*\*@127\.0\.0\.1:1/x") as err:
+        _tune(split_dir, tmp_path, tune=TUNE.model_copy(update={"storage": url}))
+    assert "\n" not in str(err.value) and "secret" not in str(err.value)
