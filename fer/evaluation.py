@@ -117,10 +117,16 @@ def confusion_records(labels: np.ndarray, predictions: np.ndarray) -> list[dict]
 
 
 def write_evaluation(result: dict, labels: np.ndarray, predictions: np.ndarray, metrics_path: str | Path,
-                     confusion_path: str | Path) -> None:
-    """The metrics JSON (without the confusion matrices) and the per-image confusion-plot data, atomically."""
+                     *confusion_paths: str | Path) -> None:
+    """The metrics JSON (without the confusion matrices) and the per-image confusion-plot data, atomically.
+
+    DVC binds one template to a plot file, so the raw and the row-normalised confusion plots each need
+    their own copy of the records.
+    """
     write_json(metrics_path, {key: value for key, value in result.items() if key not in CONFUSION_KEYS})
-    write_json(confusion_path, confusion_records(labels, predictions))
+    records = confusion_records(labels, predictions)
+    for path in confusion_paths:
+        write_json(path, records)
 
 
 def _round(value) -> float:

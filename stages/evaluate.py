@@ -15,13 +15,14 @@ def main():
     cli.add_argument("--checkpoint", required=True)
     cli.add_argument("--split", required=True)
     cli.add_argument("--metrics", required=True)
-    cli.add_argument("--confusion", required=True, help="per-image {actual, predicted} records for DVC plots")
+    cli.add_argument("--confusion", required=True, nargs="+",
+                     help="files for the per-image {actual, predicted} records (one per DVC plot template)")
     args = cli.parse_args()
 
     images, labels = load_split(args.split, "test")
     result, predictions = evaluate_checkpoint(args.checkpoint, images, labels, load_params().evaluate)
     result = {"model": args.name, "checkpoint": args.checkpoint, **{k: v for k, v in result.items() if k != "model"}}
-    write_evaluation(result, labels, predictions, args.metrics, args.confusion)
+    write_evaluation(result, labels, predictions, args.metrics, *args.confusion)
 
 
 if __name__ == "__main__":

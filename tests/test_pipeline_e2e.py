@@ -105,6 +105,12 @@ def test_default_pipeline_end_to_end_is_cached_reproducible_and_selective(tmp_pa
     shown = json.loads(_run(["dvc", "metrics", "show", "--json"], repo).stdout)
     workspace = next(iter(shown.values()))["data"]
     assert "accuracy" in workspace["metrics/evaluate/cnn.json"]["data"]
+    plots = json.loads(_run(["dvc", "plots", "show", "--json"], repo).stdout)
+    assert not plots.get("errors"), plots.get("errors")
+    rendered = json.dumps(plots["data"])
+    for expected in ("dvclive/train/cnn/plots/metrics", "plots/confusion/cnn.json",
+                     "plots/confusion_normalized/tuned.json", "plots/leaderboard.json"):
+        assert expected in rendered
 
     # Changing one model's params re-runs only its train stage (and what depends on it) ...
     params = yaml.safe_load((repo / "params.yaml").read_text())
