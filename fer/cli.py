@@ -1,0 +1,77 @@
+"""The `fer` command: tools that sit beside the DVC pipeline."""
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fer.errors import FerError, one_line_errors
+from fer.params import load_params
+
+
+def _bench(args) -> None:
+    import numpy as np
+    import torch
+
+    from fer.bench import bench_model, markdown
+    from fer.sources.synthetic import generate
+
+    params = load_params(args.params)
+    names = args.models or list(params.models)
+    unknown = [n for n in names if n not in params.models]
+    if unknown:
+        raise FerError(f"--models: unknown {unknown[0]!r}; valid names: {', '.join(params.models)}")
+    data = generate(args.images, 48, seed=0)
+    images, labels = np.stack(data.images), data.labels
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CUDA: "
+          f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}", flush=True)
+    rows = []
+    for name in names:
+        cfg = params.train_config(name).model_copy(update={"device": args.device, "batch_size": args.batch_size})
+        rows.append(bench_model(name, params.models[name], cfg, images, labels, args.images, args.workers))
+        print(markdown(rows[-1:]).splitlines()[-1], flush=True)
+    table = markdown(rows)
+    if args.stages:
+        table += "\n" + _stage_times()
+    print(table)
+    if args.out:
+        Path(args.out).write_text(table)
+
+
+def _stage_times() -> str:
+    """Wall time of each stage of the current pipeline, forced to run alone (the upstream outputs must exist)."""
+    listed = subprocess.run(["dvc", "stage", "list", "--name-only"], capture_output=True, text=True, check=True)
+    lines = ["| stage | wall s |", "|---|---:|"]
+    for stage in listed.stdout.split():
+        start = time.perf_counter()
+        subprocess.run(["dvc", "repro", "--force", "--single-item", stage], check=True, capture_output=True)
+        lines.append(f"| {stage} | {time.perf_counter() - start:.1f} |")
+        print(lines[-1], flush=True)
+    return "\n".join(lines) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    cli = argparse.ArgumentParser(prog="fer", description=__doc__)
+    commands = cli.add_subparsers(dest="command", required=True)
+    bench = commands.add_parser("bench", help="training and prediction speed against a plain DataLoader loop")
+    bench.add_argument("--models", nargs="+", help="keys of `models` in params.yaml (default: all)")
+    bench.add_argument("--images", type=int, default=2048, help="training images per measurement")
+    bench.add_argument("--batch-size", type=int, default=128)
+    bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    bench.add_argument("--workers", type=int, default=0, help="DataLoader workers of the baseline")
+    bench.add_argument("--stages", action="store_true", help="also time every pipeline stage (dvc repro -f -s)")
+    bench.add_argument("--params", default="params.yaml")
+    bench.add_argument("--out", help="also write the markdown table here")
+    bench.set_defaults(run=_bench)
+    return cli
+
+
+@one_line_errors
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+
+from fer.bench import PerImageDataset, bench_model, markdown
+from fer.cli import main
+from fer.errors import FerError
+from fer.models import Normalization
+from fer.params import ModelParams, TrainParams
+
+
+def test_bench_measures_both_loops_and_prediction():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (256, 48, 48), dtype=np.uint8)
+    labels = np.arange(256) % 7
+    cfg = TrainParams(device="cpu", batch_size=64)
+    row = bench_model("mlp", ModelParams(arch="mlp", options={"hidden": [16]}), cfg, images, labels, 128)
+    assert row.ours_images_per_s > 0 and row.baseline_images_per_s > 0
+    assert row.latency_ms > 0 and row.predict_images_per_s > 0
+    assert row.speedup == pytest.approx(row.ours_images_per_s / row.baseline_images_per_s)
+    assert "| mlp | cpu | 64 |" in markdown([row])
+
+
+def test_baseline_dataset_yields_normalised_tensors_of_the_model_size():
+    images = np.full((4, 48, 48), 255, np.uint8)
+    ds = PerImageDataset(images, np.zeros(4), 64, Normalization(0.5, 0.25), TrainParams(augment={"erasing": 0}))
+    x, y = ds[0]
+    assert x.shape == (1, 64, 64) and y == 0
+    assert x.max().item() == pytest.approx(2.0)
+
+
+def test_bench_rejects_unknown_models(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--models", "alexnet"])
+    assert exit_info.value.code == 2
+    assert "--models: unknown 'alexnet'" in capsys.readouterr().err
