@@ -3,7 +3,6 @@ import pytest
 
 from fer.bench import PerImageDataset, bench_model, markdown
 from fer.cli import main
-from fer.errors import FerError
 from fer.models import Normalization
 from fer.params import ModelParams, TrainParams
 
