@@ -51,6 +51,12 @@ def _stage_times() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _report(args) -> None:
+    from fer.report import build_report
+
+    print(build_report(args.rev, args.repo, plot_images=args.plot))
+
+
 def build_parser() -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(prog="fer", description=__doc__)
     commands = cli.add_subparsers(dest="command", required=True)
@@ -64,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--params", default="params.yaml")
     bench.add_argument("--out", help="also write the markdown table here")
     bench.set_defaults(run=_bench)
+    report = commands.add_parser("report", help="pull-request markdown: params, metric changes per model, leaderboard")
+    report.add_argument("--rev", default="main", help="the git revision to compare the workspace with")
+    report.add_argument("--repo", default=".")
+    report.add_argument("--plot", action="append", default=[], help="a plot image (path or URL) to embed")
+    report.set_defaults(run=_report)
     return cli
 
 
