@@ -20,7 +20,8 @@ def resolve_device(name: str) -> torch.device:
 
 def to_device(images: np.ndarray, labels: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Upload a split once: uint8 keeps a FER2013-sized split at ~66 MB, a quarter of float32."""
-    return torch.as_tensor(np.array(images, dtype=np.uint8), device=device), torch.as_tensor(np.array(labels), device=device)
+    images = torch.as_tensor(np.array(images, dtype=np.uint8), device=device)
+    return images, torch.as_tensor(np.array(labels), device=device)
 
 
 def model_input(images: torch.Tensor, image_size: int, norm: Normalization, augment_params: AugmentParams | None = None,
@@ -37,7 +38,9 @@ def model_input(images: torch.Tensor, image_size: int, norm: Normalization, augm
 
 def batch_indices(n: int, batch_size: int, generator: torch.Generator | None = None, device=None):
     """Index tensors of each batch; shuffled when a generator is given. The last partial batch is kept."""
-    order = torch.randperm(n, generator=generator, device=device) if generator is not None else torch.arange(n, device=device)
+    if generator is None:
+        return torch.arange(n, device=device).split(batch_size)
+    order = torch.randperm(n, generator=generator, device=device)
     return order.split(batch_size)
 
 

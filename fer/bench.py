@@ -118,8 +118,10 @@ def bench_model(name: str, spec: ModelParams, cfg: TrainParams, images: np.ndarr
 
 
 def markdown(rows: list[BenchRow]) -> str:
-    lines = ["| model | device | batch | ours img/s | DataLoader img/s | speed-up | latency ms (1 img, CPU) | predict img/s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| model | device | batch | ours img/s | DataLoader img/s | speed-up | 1-image CPU ms | predict img/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     lines += [f"| {r.model} | {r.device} | {r.batch_size} | {r.ours_images_per_s:.0f} | {r.baseline_images_per_s:.0f} "
               f"| {r.speedup:.1f}x | {r.latency_ms:.2f} | {r.predict_images_per_s:.0f} |" for r in rows]
     return "\n".join(lines) + "\n"

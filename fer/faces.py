@@ -90,7 +90,7 @@ def detect_faces(gray: np.ndarray, min_face: int = 20) -> list[Face]:
         eyes = _find_eyes(image, box)
         faces.append(
             Face(
-                box=tuple(int(round(v / scale)) for v in box),
+                box=tuple(round(v / scale) for v in box),
                 eyes=None if eyes is None else tuple((ex / scale, ey / scale) for ex, ey in eyes),
                 score=float(score),
             )

@@ -8,8 +8,7 @@ from sklearn.metrics import f1_score
 
 from fer.checkpoints import load_checkpoint, normalization_of
 from fer.datasets import save_images
-from fer.evaluation import (evaluate_checkpoint, expected_calibration_error, predict_probabilities,
-                            write_evaluation)
+from fer.evaluation import evaluate_checkpoint, expected_calibration_error, predict_probabilities, write_evaluation
 from fer.labels import EMOTIONS
 from fer.params import EvaluateParams, ModelParams, TrainParams
 from fer.sources.synthetic import generate

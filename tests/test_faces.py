@@ -96,7 +96,7 @@ def test_boxes_of_upscaled_small_images_map_back_into_the_image(lfw):
     for img in lfw[:10]:
         for face in detect_faces(img, min_face=12):
             x, y, w, h = face.box
-            assert -1 <= x and -1 <= y and x + w <= 26 and y + h <= 26
+            assert x >= -1 and y >= -1 and x + w <= 26 and y + h <= 26
 
 
 def test_haar_misses_are_resized_when_asked(lfw):

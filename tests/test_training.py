@@ -137,5 +137,5 @@ def test_cuda_path_trains_with_data_on_the_device_in_bf16(split_dir, tmp_path):
     spec = ModelParams(arch="cnn", image_size=48, options={"widths": [8, 16]})
     result = train_model("cnn", spec, cfg, 0, split_dir, tmp_path / "cnn.pt")
     assert result.history[-1].images_per_second > 0
-    images, labels = to_device(np.zeros((4, 48, 48), np.uint8), np.zeros(4, np.int64), torch.device("cuda"))
+    images, _ = to_device(np.zeros((4, 48, 48), np.uint8), np.zeros(4, np.int64), torch.device("cuda"))
     assert images.is_cuda and images.dtype == torch.uint8
