@@ -1,11 +1,11 @@
 """The `fer` command: tools that sit beside the DVC pipeline."""
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from fer.dvc_cli import run_dvc
 from fer.errors import FerError, one_line_errors
 from fer.params import load_params
 
@@ -41,20 +41,22 @@ def _bench(args) -> None:
 
 def _stage_times() -> str:
     """Wall time of each stage of the current pipeline, forced to run alone (the upstream outputs must exist)."""
-    listed = subprocess.run(["dvc", "stage", "list", "--name-only"], capture_output=True, text=True, check=True)
     lines = ["| stage | wall s |", "|---|---:|"]
-    for stage in listed.stdout.split():
+    for stage in run_dvc("stage", "list", "--name-only").split():
         start = time.perf_counter()
-        subprocess.run(["dvc", "repro", "--force", "--single-item", stage], check=True, capture_output=True)
+        run_dvc("repro", "--force", "--single-item", stage)
         lines.append(f"| {stage} | {time.perf_counter() - start:.1f} |")
         print(lines[-1], flush=True)
     return "\n".join(lines) + "\n"
 
 
 def _report(args) -> None:
-    from fer.report import build_report
+    from fer.report import DEFAULT_PLOTS, build_report, render_plots
 
-    print(build_report(args.rev, args.repo, plot_images=args.plot))
+    plots = list(args.plot)
+    if args.render_plots:
+        plots += render_plots(args.rev, args.render_plots, args.plots or DEFAULT_PLOTS, args.repo)
+    print(build_report(args.rev, args.repo, plot_images=[str(p) for p in plots]))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="pull-request markdown: params, metric changes per model, leaderboard")
     report.add_argument("--rev", default="main", help="the git revision to compare the workspace with")
     report.add_argument("--repo", default=".")
-    report.add_argument("--plot", action="append", default=[], help="a plot image (path or URL) to embed")
+    report.add_argument("--plot", action="append", default=[], help="an image (path or URL) to embed")
+    report.add_argument("--render-plots", metavar="DIR",
+                        help="draw the DVC plots against --rev as PNG files in DIR and embed them")
+    report.add_argument("--plots", nargs="+", metavar="PATTERN",
+                        help="plot ids to draw (glob; default: leaderboard, tune history, normalised confusions)")
     report.set_defaults(run=_report)
     return cli
 
