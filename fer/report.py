@@ -5,20 +5,21 @@ Built from DVC's own JSON (`dvc params diff --json`, `dvc metrics diff --json`),
 """
 
 import json
-import subprocess
+import shutil
+from fnmatch import fnmatch
 from pathlib import Path
 
-from fer.errors import FerError
+from fer.atomic import atomic_path
+from fer.dvc_cli import run_dvc
 
 EVALUATIONS = "metrics/evaluate/"
 HEADLINE_METRICS = ("accuracy", "macro_f1")
+# What a reviewer looks at first; `dvc plots diff` has every curve.
+DEFAULT_PLOTS = ("plots/leaderboard.json", "plots/tune/history.json", "plots/confusion_normalized/*")
 
 
 def dvc_json(*args: str, cwd: str | Path = ".") -> dict:
-    result = subprocess.run(["dvc", *args, "--json"], cwd=cwd, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise FerError(f"dvc {' '.join(args)} failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
-    return json.loads(result.stdout or "{}")
+    return json.loads(run_dvc(*args, "--json", cwd=cwd) or "{}")
 
 
 def _number(value) -> str:
@@ -54,6 +55,33 @@ def model_metrics_section(metrics_diff: dict) -> str:
         return "### Metrics per model\n\nNo accuracy or macro-F1 changed.\n"
     header = ["### Metrics per model", "", "| model | metric | old | new | change |", "|---|---|---:|---:|---:|"]
     return "\n".join(header + rows) + "\n"
+
+
+def render_plots(base_rev: str, out_dir: str | Path, patterns=DEFAULT_PLOTS, repo: str | Path = ".") -> list[Path]:
+    """PNG files of the DVC plots whose id matches a pattern, as `dvc plots diff` draws them.
+
+    Vega-Lite plots get one PNG with base_rev and the workspace side by side (rendered offline by vl-convert);
+    image plots get one PNG per revision.
+    """
+    import vl_convert
+
+    out_dir = Path(out_dir)
+    written = []
+    for plot_id, renders in dvc_json("plots", "diff", base_rev, cwd=repo).get("data", {}).items():
+        if not any(fnmatch(plot_id, pattern) for pattern in patterns):
+            continue
+        stem = "_".join(Path(plot_id).with_suffix("").parts)
+        for render in renders:
+            if render["type"] == "vega":
+                target = out_dir / f"{stem}.png"
+                with atomic_path(target) as tmp:
+                    tmp.write_bytes(vl_convert.vegalite_to_png(render["content"], scale=1.5))
+            else:
+                target = out_dir / f"{stem}_{render['revisions'][0]}.png"
+                with atomic_path(target) as tmp:
+                    shutil.copyfile(render["url"], tmp)
+            written.append(target)
+    return written
 
 
 def build_report(base_rev: str, repo: str | Path = ".", leaderboard: str = "leaderboard.md",

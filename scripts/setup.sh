@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # torch first and pinned, so pip takes these exact releases instead of resolving a newer CUDA build.
-.venv/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+# TORCH_INDEX_URL picks a wheel index, e.g. https://download.pytorch.org/whl/cpu on a GPU-less CI runner.
+.venv/bin/python -m pip install -q ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} torch==2.14.1 torchvision==0.29.1
 .venv/bin/python -m pip install -q -e '.[test]'
 mkdir -p data

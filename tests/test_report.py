@@ -7,15 +7,21 @@ import sys
 from pathlib import Path
 
 import yaml
+from PIL import Image
 
-from fer.report import build_report, model_metrics_section, params_section
+from fer.report import build_report, model_metrics_section, params_section, render_plots
 
 DVC_YAML = {
     "stages": {
         "evaluate": {
             "cmd": "true",
             "params": ["model", "models"],
-            "metrics": [{"metrics/evaluate/cnn.json": {"cache": False}}, {"metrics/evaluate/mlp.json": {"cache": False}}],
+            "metrics": [
+                {"metrics/evaluate/cnn.json": {"cache": False}},
+                {"metrics/evaluate/mlp.json": {"cache": False}},
+            ],
+            "plots": [{"plots/leaderboard.json": {"cache": False, "x": "accuracy", "y": "model",
+                                                  "template": "bar_horizontal"}}],
         }
     }
 }
@@ -27,10 +33,14 @@ def _git(repo, *args):
 
 
 def _write_revision(repo, lr, cnn_accuracy):
-    (repo / "params.yaml").write_text(yaml.safe_dump({"model": "cnn", "models": {"cnn": {"lr": lr}, "mlp": {"lr": 0.001}}}))
+    params = {"model": "cnn", "models": {"cnn": {"lr": lr}, "mlp": {"lr": 0.001}}}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
     (repo / "metrics" / "evaluate").mkdir(parents=True, exist_ok=True)
     (repo / "metrics" / "evaluate" / "cnn.json").write_text(json.dumps({"accuracy": cnn_accuracy, "macro_f1": 0.5}))
     (repo / "metrics" / "evaluate" / "mlp.json").write_text(json.dumps({"accuracy": 0.4, "macro_f1": 0.3}))
+    (repo / "plots").mkdir(exist_ok=True)
+    board = [{"model": "cnn", "accuracy": cnn_accuracy}, {"model": "mlp", "accuracy": 0.4}]
+    (repo / "plots" / "leaderboard.json").write_text(json.dumps(board))
     (repo / "leaderboard.md").write_text("| Rank | Model |\n|---|---|\n| 1 | cnn (champion) |\n")
 
 
@@ -54,6 +64,12 @@ def test_report_on_two_revisions_shows_changed_params_and_metric_deltas(tmp_path
     assert "| mlp |" not in report  # unchanged models are not listed as changes
     assert "cnn (champion)" in report
     assert "![leaderboard](plots/leaderboard.png)" in report
+
+    drawn = render_plots("main", tmp_path / "drawn", ["plots/leader*"], repo)
+    assert drawn == [tmp_path / "drawn" / "plots_leaderboard.png"]
+    with Image.open(drawn[0]) as image:
+        assert image.format == "PNG" and image.width > 200
+    assert render_plots("main", tmp_path / "none", ["plots/confusion/*"], repo) == []
 
 
 def test_sections_say_so_when_nothing_changed():

@@ -1,0 +1,90 @@
+"""The GitHub workflows, checked offline: GitHub's schema, a security audit, and what the review loop runs."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = ROOT / ".github" / "workflows"
+BIN = Path(sys.executable).parent
+
+
+def _load(name: str) -> dict:
+    return yaml.safe_load((WORKFLOWS / name).read_text())
+
+
+def _run_lines(workflow: dict, job: str) -> str:
+    return "\n".join(step.get("run", "") for step in workflow["jobs"][job]["steps"])
+
+
+def _serious_findings(path: Path) -> list[str]:
+    """zizmor's medium and high findings, as `audit: file`."""
+    done = subprocess.run([BIN / "zizmor", "--offline", "--format", "json", path], capture_output=True, text=True)
+    assert done.stdout, done.stderr
+    return [f"{f['ident']}: {f['locations'][0]['symbolic']['key']['Local']['verbatim_path']}"
+            for f in json.loads(done.stdout) if f["determinations"]["severity"] in ("Medium", "High")]
+
+
+@pytest.mark.parametrize("name", ["ci.yaml", "cml.yaml"])
+def test_workflow_matches_githubs_schema(name):
+    done = subprocess.run([BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", WORKFLOWS / name],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_schema_check_rejects_a_broken_workflow(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("on: push\njobs:\n  test:\n    steps:\n      - run: echo no runs-on\n")
+    done = subprocess.run([BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", broken],
+                          capture_output=True, text=True)
+    assert done.returncode != 0
+
+
+def test_workflows_have_no_medium_or_high_security_findings():
+    assert _serious_findings(WORKFLOWS) == []
+
+
+def test_audit_catches_a_script_injection(tmp_path):
+    unsafe = tmp_path / ".github" / "workflows" / "unsafe.yaml"
+    unsafe.parent.mkdir(parents=True)
+    unsafe.write_text(
+        "on: pull_request_target\npermissions: {}\njobs:\n  greet:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: echo \"${{ github.event.pull_request.title }}\"\n"
+    )
+    assert any(f.startswith("template-injection") for f in _serious_findings(unsafe.parent))
+
+
+def test_ci_runs_the_readme_test_command_on_push_and_pull_request():
+    ci = _load("ci.yaml")
+    assert {"push", "pull_request"} <= set(ci[True])  # YAML 1.1 reads the key `on` as True
+    assert "bash .ci/run" in _run_lines(ci, "test")
+    assert "ruff check" in _run_lines(ci, "lint")
+    assert (ROOT / ".ci" / "run").read_text().rstrip().endswith("bash scripts/setup.sh && .venv/bin/python -m pytest")
+
+
+def test_cml_reproduces_and_comments_on_pull_requests_with_full_history():
+    cml = _load("cml.yaml")
+    assert "pull_request" in cml[True]
+    checkout = cml["jobs"]["report"]["steps"][0]
+    assert checkout["uses"].startswith("actions/checkout@") and checkout["with"]["fetch-depth"] == 0
+    script = _run_lines(cml, "report")
+    order = ["dvc pull", "dvc repro", "fer report", "cml comment update --target=pr"]
+    assert all(step in script for step in order)
+    assert sorted(order, key=script.index) == order
+
+
+def test_cml_gpu_job_runs_on_a_launched_runner():
+    cml = _load("cml.yaml")
+    assert "cml runner launch" in _run_lines(cml, "launch-gpu-runner")
+    gpu = cml["jobs"]["gpu"]
+    assert gpu["needs"] == "launch-gpu-runner" and "cml-gpu" in gpu["runs-on"]
+    assert "--device cuda" in _run_lines(cml, "gpu")
+
+
+def test_code_passes_ruff():
+    done = subprocess.run([BIN / "ruff", "check", ROOT], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
