@@ -5,9 +5,9 @@ keep one face per image while a prediction API can align every face in a photo. 
 batch entry point used by the pipeline; `save_sample_grid` draws before/after pairs for a human check.
 """
 
-import functools
 import math
 import os
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -53,12 +53,19 @@ class AlignResult:
     kept: np.ndarray  # (N,) bool: input i is in `images`
 
 
-@functools.cache
+# One classifier per thread: detectMultiScale on a shared CascadeClassifier from several threads (the API's
+# worker pool) races and misses faces now and then.
+_per_thread = threading.local()
+
+
 def _cascade(name: str) -> cv2.CascadeClassifier:
-    cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, name))
-    if cascade.empty():
-        raise FerError(f"cannot load the OpenCV cascade {name} from {cv2.data.haarcascades}")
-    return cascade
+    cascades = _per_thread.__dict__.setdefault("cascades", {})
+    if name not in cascades:
+        cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, name))
+        if cascade.empty():
+            raise FerError(f"cannot load the OpenCV cascade {name} from {cv2.data.haarcascades}")
+        cascades[name] = cascade
+    return cascades[name]
 
 
 def _detect(cascade_name: str, gray: np.ndarray, min_side: int, max_side: int = 0, neighbours: int = 3):
@@ -81,9 +88,11 @@ def _upscaled_for_detection(gray: np.ndarray) -> tuple[np.ndarray, float]:
     return cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR), scale
 
 
-def detect_faces(gray: np.ndarray, min_face: int = 20) -> list[Face]:
-    """Frontal faces of at least `min_face` input pixels, largest first, each with its eyes if found."""
+def detect_faces(gray: np.ndarray, min_face: int = 20, min_face_fraction: float = 0.0) -> list[Face]:
+    """Frontal faces of at least `min_face` input pixels and `min_face_fraction` of the shorter side,
+    largest first, each with its eyes if found."""
     image, scale = _upscaled_for_detection(gray)
+    min_face = max(min_face, min_face_fraction * min(gray.shape[:2]))
     boxes, scores = _detect(FACE_CASCADE, image, min_side=max(1, round(min_face * scale)))
     faces = []
     for box, score in zip(boxes, scores):

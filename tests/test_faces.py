@@ -1,3 +1,5 @@
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 import pytest
@@ -163,3 +165,18 @@ def test_sample_grid_takes_the_first_n_pairs(tmp_path, astronaut):
     assert grid.shape == (2 * 16, 2 * 2 * 16)
     shown = {int(grid[r * 16, c * 32 + 16]) for r in range(2) for c in range(2)}
     assert shown == {0, 10, 20, 30}
+
+
+def test_detection_from_many_threads_never_misses(astronaut):
+    # A CascadeClassifier shared between threads missed ~1% of these faces (the API serves from a pool).
+    small = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(lambda _: len(detect_faces(small, 20, 0.15)), range(400)))
+    assert set(found) == {1}
+
+
+def test_min_face_fraction_skips_faces_small_against_the_photo(astronaut):
+    (face,) = detect_faces(astronaut)
+    side = max(face.box[2:])
+    assert len(detect_faces(astronaut, 20, min_face_fraction=0.9 * side / 512)) == 1
+    assert detect_faces(astronaut, 20, min_face_fraction=2 * side / 512) == []
