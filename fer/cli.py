@@ -9,6 +9,8 @@ from fer.dvc_cli import run_dvc
 from fer.errors import FerError, one_line_errors
 from fer.params import load_params
 
+DEFAULT_LOG = "outputs/predictions.sqlite"
+
 
 def _bench(args) -> None:
     import numpy as np
@@ -59,6 +61,61 @@ def _report(args) -> None:
     print(build_report(args.rev, args.repo, plot_images=[str(p) for p in plots]))
 
 
+def _predictor(args):
+    from fer.predict import Predictor
+
+    params = load_params(args.params)
+    return Predictor(args.model, params.align, params.predict)
+
+
+def _predict(args) -> None:
+    import json
+
+    from fer.photos import BadPhoto, read_photo
+
+    predictor = _predictor(args)
+    results, failed = [], 0
+    for photo in args.photos:
+        try:
+            faces = predictor.predict(read_photo(photo, **predictor.limits), photo)
+        except BadPhoto as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        results.append({"photo": photo, "faces": [face.as_dict() for face in faces]})
+        if not args.json:
+            for i, face in enumerate(faces, 1):
+                print(f"{photo}  face {i} at x,y,w,h={','.join(map(str, face.box))}: {face.emotion}")
+                for emotion, p in sorted(face.probabilities.items(), key=lambda kv: -kv[1]):
+                    print(f"  {emotion:<9} {p:6.1%}  {'#' * round(40 * p)}")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    if failed:
+        sys.exit(1)
+
+
+def _serve(args) -> None:
+    import uvicorn
+
+    from fer.api import create_app
+    from fer.model_card import model_card
+    from fer.prediction_log import PredictionLog
+
+    predictor = _predictor(args)
+    card = model_card(predictor.name, predictor.meta, args.model)
+    log = PredictionLog(args.log) if args.log else None
+    app = create_app(predictor, card, log, **predictor.limits)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+def _drift(args) -> None:
+    from fer.drift import drift_report
+
+    report = drift_report(args.log, args.split, args.out, args.alpha)
+    print(f"{report['served_faces']} served faces; drifted: {', '.join(report['drifted']) or 'none'}; "
+          f"report in {args.out}/drift.md")
+
+
 def build_parser() -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(prog="fer", description=__doc__)
     commands = cli.add_subparsers(dest="command", required=True)
@@ -81,6 +138,25 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--plots", nargs="+", metavar="PATTERN",
                         help="plot ids to draw (glob; default: leaderboard, tune history, normalised confusions)")
     report.set_defaults(run=_report)
+    for command, run, summary in (("predict", _predict, "emotions of every face in some photos"),
+                                  ("serve", _serve, "the prediction API and upload page (FastAPI + uvicorn)")):
+        sub = commands.add_parser(command, help=summary)
+        if command == "predict":
+            sub.add_argument("photos", nargs="+", metavar="PHOTO")
+            sub.add_argument("--json", action="store_true", help="JSON instead of a table")
+        else:
+            sub.add_argument("--host", default="127.0.0.1")
+            sub.add_argument("--port", type=int, default=8000)
+            sub.add_argument("--log", default=DEFAULT_LOG, help="SQLite prediction log ('' to log nothing)")
+        sub.add_argument("--model", default="outputs/champion.pt", help="checkpoint (default: the champion)")
+        sub.add_argument("--params", default="params.yaml", help="its align section finds and crops the faces")
+        sub.set_defaults(run=run)
+    drift = commands.add_parser("drift", help="served inputs against the training split (KS test per statistic)")
+    drift.add_argument("--log", default=DEFAULT_LOG)
+    drift.add_argument("--split", default="outputs/split")
+    drift.add_argument("--out", default="outputs/drift")
+    drift.add_argument("--alpha", type=float, default=0.01, help="p-value below which a statistic has drifted")
+    drift.set_defaults(run=_drift)
     return cli
 
 

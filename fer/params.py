@@ -131,6 +131,15 @@ class CompareParams(_Section):
     rank_by: Literal["accuracy", "macro_f1"] = "macro_f1"
 
 
+class PredictParams(_Section):
+    """fer predict / fer serve: photos from users rather than dataset crops."""
+    # Faces smaller than this share of the photo's shorter side are not looked for: each halving of the
+    # smallest face roughly doubles the cascade's work, and a 256x256 photo must stay under 50 ms.
+    min_face_fraction: float = Field(0.15, ge=0.0, le=1.0)
+    max_upload_mb: float = Field(10.0, gt=0)
+    max_megapixels: float = Field(40.0, gt=0)   # the decompression-bomb limit, checked before decoding
+
+
 class Params(_Section):
     seed: int = 42
     model: str = "cnn"   # the model that is tuned and promoted
@@ -143,6 +152,7 @@ class Params(_Section):
     tune: TuneParams = TuneParams()
     evaluate: EvaluateParams = EvaluateParams()
     compare: CompareParams = CompareParams()
+    predict: PredictParams = PredictParams()
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -1,34 +1,18 @@
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from sklearn.metrics import f1_score
 
 from fer.checkpoints import load_checkpoint, normalization_of
-from fer.datasets import save_images
 from fer.evaluation import evaluate_checkpoint, expected_calibration_error, predict_probabilities, write_evaluation
 from fer.labels import EMOTIONS
-from fer.params import EvaluateParams, ModelParams, TrainParams
+from fer.params import EvaluateParams
 from fer.sources.synthetic import generate
-from fer.training import train_model
 
 DISGUST = EMOTIONS.index("disgust")
 PARAMS = EvaluateParams(calibration_bins=10, latency_images=4)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A tiny mlp trained for one epoch on a tiny synthetic split: real, if weak, predictions."""
-    root = tmp_path_factory.mktemp("eval")
-    for name, seed in (("train", 1), ("val", 2)):
-        ds = generate(140 if name == "train" else 70, 48, seed)
-        save_images(root / "split" / name, np.stack(ds.images), pd.DataFrame({"label": ds.labels}))
-    spec = ModelParams(arch="mlp", image_size=48, options={"hidden": [32]})
-    cfg = TrainParams(epochs=1, batch_size=32, device="cpu")
-    train_model("mlp", spec, cfg, seed=7, split_dir=root / "split", checkpoint_path=root / "mlp.pt")
-    return root / "mlp.pt"
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +25,8 @@ def test_split():
 
 
 @pytest.fixture(scope="module")
-def evaluated(checkpoint, test_split):
-    return evaluate_checkpoint(checkpoint, *test_split, PARAMS)
+def evaluated(tiny_checkpoint, test_split):
+    return evaluate_checkpoint(tiny_checkpoint, *test_split, PARAMS)
 
 
 def test_accuracy_and_macro_f1_match_the_predictions(evaluated, test_split):
@@ -74,11 +58,11 @@ def test_confusion_rows_sum_to_supports_and_normalised_rows_to_one(evaluated):
     assert np.allclose(normalized.sum(1), np.where(supports > 0, 1.0, 0.0), atol=1e-3)
 
 
-def test_model_size_and_speed(evaluated, checkpoint):
+def test_model_size_and_speed(evaluated, tiny_checkpoint):
     result, _ = evaluated
-    model, _ = load_checkpoint(checkpoint)
+    model, _ = load_checkpoint(tiny_checkpoint)
     assert result["params"] == sum(p.numel() for p in model.parameters())
-    assert result["size_bytes"] == checkpoint.stat().st_size
+    assert result["size_bytes"] == tiny_checkpoint.stat().st_size
     assert result["latency_ms"] > 0
     assert 0 <= result["ece"] <= 1
 
@@ -107,8 +91,8 @@ def test_ece_weighs_each_bin_by_its_size():
     assert expected_calibration_error(probabilities, labels, n_bins=10) == pytest.approx(0.25)
 
 
-def test_flip_tta_averages_each_image_with_its_mirror(checkpoint, test_split):
-    model, meta = load_checkpoint(checkpoint)
+def test_flip_tta_averages_each_image_with_its_mirror(tiny_checkpoint, test_split):
+    model, meta = load_checkpoint(tiny_checkpoint)
     norm = normalization_of(meta)
     images = torch.from_numpy(test_split[0])
     with_tta = predict_probabilities(model, images, 48, norm, tta_flip=True)
@@ -118,12 +102,12 @@ def test_flip_tta_averages_each_image_with_its_mirror(checkpoint, test_split):
     assert np.allclose(with_tta.sum(1), 1, atol=1e-5)
 
 
-def test_flip_tta_changes_nothing_on_mirror_symmetric_images(checkpoint, test_split):
+def test_flip_tta_changes_nothing_on_mirror_symmetric_images(tiny_checkpoint, test_split):
     images, labels = test_split
     symmetric = images.copy()
     symmetric[:, :, 24:] = images[:, :, :24][:, :, ::-1]
-    plain, plain_predictions = evaluate_checkpoint(checkpoint, symmetric, labels, PARAMS)
-    tta, tta_predictions = evaluate_checkpoint(checkpoint, symmetric, labels, PARAMS.model_copy(
+    plain, plain_predictions = evaluate_checkpoint(tiny_checkpoint, symmetric, labels, PARAMS)
+    tta, tta_predictions = evaluate_checkpoint(tiny_checkpoint, symmetric, labels, PARAMS.model_copy(
         update={"tta_flip": True}))
     assert np.array_equal(plain_predictions, tta_predictions)
     for key in ("accuracy", "macro_f1", "ece", "per_class", "confusion"):

@@ -1,0 +1,14 @@
+# The pipeline: `docker run` reproduces it in /repo (mount a clone there to keep its DVC cache and outputs).
+#   docker build -f dockerfiles/train.Dockerfile -t fer-train .
+#   docker run --rm -v "$PWD":/repo fer-train                 # dvc repro
+#   docker run --rm --gpus all -v "$PWD":/repo fer-train dvc exp run -S train.device=cuda
+FROM python:3.11-slim
+RUN apt-get update && apt-get install -y --no-install-recommends git \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /repo
+COPY pyproject.toml README.md ./
+COPY fer ./fer
+RUN pip install --no-cache-dir torch==2.14.1 torchvision==0.29.1 && pip install --no-cache-dir .
+COPY . .
+RUN git config --global --add safe.directory /repo && mkdir -p data
+CMD ["dvc", "repro"]

@@ -1,0 +1,68 @@
+"""Emotions of every face in a photo, with the align stage's detection and registration and a checkpoint."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fer.checkpoints import load_checkpoint, normalization_of
+from fer.evaluation import predict_probabilities
+from fer.faces import align_face, detect_faces
+from fer.input_stats import image_stats
+from fer.params import AlignParams, PredictParams
+from fer.photos import BadPhoto
+
+
+@dataclass
+class FacePrediction:
+    box: tuple[int, int, int, int]  # x, y, w, h in the photo
+    detector_score: float
+    probabilities: dict[str, float]  # every class, summing to 1
+    stats: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def emotion(self) -> str:
+        return max(self.probabilities, key=self.probabilities.get)
+
+    def as_dict(self) -> dict:
+        return {"box": list(self.box), "emotion": self.emotion, "detector_score": round(self.detector_score, 4),
+                "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()}}
+
+
+class Predictor:
+    def __init__(self, checkpoint: str | Path, align: AlignParams, settings: PredictParams | None = None):
+        self.model, self.meta = load_checkpoint(checkpoint)
+        self.norm = normalization_of(self.meta)
+        self.align = align
+        self.settings = settings or PredictParams()
+
+    @property
+    def limits(self) -> dict:
+        """decode_photo's size limits."""
+        return {"max_bytes": round(self.settings.max_upload_mb * 2**20),
+                "max_pixels": round(self.settings.max_megapixels * 1e6)}
+
+    @property
+    def name(self) -> str:
+        return self.meta.get("name", self.meta["arch"])
+
+    def predict(self, grey: np.ndarray, name: str = "photo") -> list[FacePrediction]:
+        """Every detected face, largest first; a photo with none is a BadPhoto (422)."""
+        faces = detect_faces(grey, self.align.min_face, self.settings.min_face_fraction)
+        if not faces:
+            smallest = max(self.align.min_face, round(self.settings.min_face_fraction * min(grey.shape)))
+            raise BadPhoto(f"{name}: no face found (faces of at least {smallest} px are looked for)", 422)
+        crops = np.stack([align_face(grey, face, self.align.size, self.align.margin) for face in faces])
+        probabilities = predict_probabilities(self.model, torch.from_numpy(crops), self.meta["image_size"], self.norm)
+        stats = image_stats(crops)
+        return [
+            FacePrediction(
+                box=face.box,
+                detector_score=face.score,
+                probabilities=dict(zip(self.meta["classes"], map(float, row))),
+                stats={**{k: float(v[i]) for k, v in stats.items()}, "face_size": float(max(face.box[2:])),
+                       "detector_score": face.score},
+            )
+            for i, (face, row) in enumerate(zip(faces, probabilities))
+        ]
