@@ -18,6 +18,7 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
 from fer.atomic import write_json
+from fer.datasets import IMAGES, MANIFEST
 from fer.errors import FerError
 from fer.params import FloatRange, ModelParams, SearchSpace, TrainParams, TuneParams
 from fer.training import EpochLog, FitResult, train_model
@@ -41,11 +42,20 @@ class TuneOutputs:
     importances: Path   # JSON rows: param, importance
 
 
-def study_name(name: str, spec: ModelParams, base: TrainParams, tune: TuneParams, seed: int) -> str:
-    """tune.study_name, or one derived from everything that shapes a trial.
+def split_fingerprint(split_dir: str | Path) -> str:
+    """A digest of the train and val splits that trials learn and are scored on."""
+    digest = hashlib.sha256()
+    for split in ("train", "val"):
+        for file in (IMAGES, MANIFEST):
+            digest.update((Path(split_dir) / split / file).read_bytes())
+    return digest.hexdigest()[:16]
 
-    A changed setup then starts a fresh study in the same database, while a re-run of the same setup
-    resumes its own.
+
+def study_name(name: str, spec: ModelParams, base: TrainParams, tune: TuneParams, seed: int, data: str) -> str:
+    """tune.study_name, or one derived from everything that shapes a trial, the data's fingerprint included.
+
+    A changed setup or new data then starts a fresh study in the same database, while a re-run of the
+    same setup on the same data resumes its own.
     """
     if tune.study_name:
         return tune.study_name
@@ -56,6 +66,7 @@ def study_name(name: str, spec: ModelParams, base: TrainParams, tune: TuneParams
         "epochs": tune.epochs,
         "max_train_images": tune.max_train_images,
         "seed": seed,
+        "data": data,
     }
     digest = hashlib.sha256(json.dumps(setup, sort_keys=True).encode()).hexdigest()[:10]
     return f"fer-{name}-{digest}"
@@ -194,7 +205,7 @@ def tune_model(name: str, spec: ModelParams, base: TrainParams, tune: TuneParams
     Returns the metrics written to outputs.metrics.
     """
     study_dir = Path(outputs.study_dir)
-    study = _open_study(tune, study_dir, study_name(name, spec, base, tune, seed))
+    study = _open_study(tune, study_dir, study_name(name, spec, base, tune, seed, split_fingerprint(split_dir)))
     shared = bool(tune.storage)
     if not shared:
         _fail_abandoned_trials(study)

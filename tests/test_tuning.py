@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import optuna
@@ -12,7 +13,7 @@ from fer.datasets import save_images
 from fer.errors import FerError
 from fer.params import FloatRange, ModelParams, SearchSpace, TrainParams, TuneParams
 from fer.sources.synthetic import generate
-from fer.tuning import TuneOutputs, pruning_reporter, study_name, tune_model
+from fer.tuning import TuneOutputs, pruning_reporter, split_fingerprint, study_name, tune_model
 
 SPEC = ModelParams(arch="mlp", image_size=48, options={"hidden": [16]})
 BASE = TrainParams(epochs=1, batch_size=32, device="cpu", patience=5)
@@ -40,8 +41,8 @@ def _tune(split_dir, root, tune=TUNE, **kwargs) -> dict:
     return tune_model("mlp", SPEC, BASE, tune, 7, split_dir, _outputs(root), **kwargs)
 
 
-def _stored_study(root, tune=TUNE) -> optuna.Study:
-    return optuna.load_study(study_name=study_name("mlp", SPEC, BASE, tune, 7),
+def _stored_study(root, split_dir, tune=TUNE) -> optuna.Study:
+    return optuna.load_study(study_name=study_name("mlp", SPEC, BASE, tune, 7, split_fingerprint(split_dir)),
                              storage=f"sqlite:///{root / 'study' / tuning.STUDY_DB}")
 
 
@@ -75,10 +76,10 @@ def test_study_writes_best_params_counts_history_and_a_loadable_checkpoint(split
 
 def test_a_rerun_with_more_trials_resumes_the_same_study(split_dir, tmp_path):
     _tune(split_dir, tmp_path, tune=TUNE.model_copy(update={"trials": 2}))
-    first_two = [t.params for t in _finished(_stored_study(tmp_path))]
+    first_two = [t.params for t in _finished(_stored_study(tmp_path, split_dir))]
     metrics = _tune(split_dir, tmp_path)  # trials=3 is not part of the study name: the same study goes on
 
-    finished = _finished(_stored_study(tmp_path))
+    finished = _finished(_stored_study(tmp_path, split_dir))
     assert len(finished) == 3 and metrics["trials"]["total"] == 3
     assert [t.params for t in finished[:2]] == first_two
     assert finished[2].params != finished[0].params  # a resumed sampler does not redraw trial 0
@@ -100,13 +101,13 @@ def test_an_interrupted_trial_is_not_counted_and_the_rerun_completes_the_study(s
 
     metrics = _tune(split_dir, tmp_path)
     assert metrics["trials"] == {**metrics["trials"], "failed": 1, "total": 4}
-    assert len(_finished(_stored_study(tmp_path))) == 3
+    assert len(_finished(_stored_study(tmp_path, split_dir))) == 3
 
 
 def test_a_trial_left_running_by_a_killed_run_is_marked_failed(split_dir, tmp_path):
     tune = TUNE.model_copy(update={"trials": 1})
     _tune(split_dir, tmp_path, tune=tune)
-    _stored_study(tmp_path, tune).ask()  # what a SIGKILL mid-trial leaves behind
+    _stored_study(tmp_path, split_dir, tune).ask()  # what a SIGKILL mid-trial leaves behind
 
     metrics = _tune(split_dir, tmp_path, tune=tune)
     assert metrics["trials"] == {"complete": 1, "pruned": 0, "failed": 1, "total": 2}
@@ -114,10 +115,20 @@ def test_a_trial_left_running_by_a_killed_run_is_marked_failed(split_dir, tmp_pa
 
 def test_a_changed_setup_gets_a_new_study_name():
     narrower = TUNE.model_copy(update={"search_space": SPACE.model_copy(update={"batch_size": [32]})})
-    assert study_name("mlp", SPEC, BASE, TUNE, 7) == study_name("mlp", SPEC, BASE, TUNE.model_copy(), 7)
-    assert study_name("mlp", SPEC, BASE, narrower, 7) != study_name("mlp", SPEC, BASE, TUNE, 7)
-    assert study_name("mlp", SPEC, BASE, TUNE, 8) != study_name("mlp", SPEC, BASE, TUNE, 7)
-    assert study_name("mlp", SPEC, BASE, TUNE.model_copy(update={"study_name": "mine"}), 7) == "mine"
+    assert study_name("mlp", SPEC, BASE, TUNE, 7, "d") == study_name("mlp", SPEC, BASE, TUNE.model_copy(), 7, "d")
+    assert study_name("mlp", SPEC, BASE, narrower, 7, "d") != study_name("mlp", SPEC, BASE, TUNE, 7, "d")
+    assert study_name("mlp", SPEC, BASE, TUNE, 8, "d") != study_name("mlp", SPEC, BASE, TUNE, 7, "d")
+    assert study_name("mlp", SPEC, BASE, TUNE, 7, "other data") != study_name("mlp", SPEC, BASE, TUNE, 7, "d")
+    assert study_name("mlp", SPEC, BASE, TUNE.model_copy(update={"study_name": "mine"}), 7, "d") == "mine"
+
+
+def test_new_data_starts_a_new_study(split_dir, tmp_path):
+    other = tmp_path / "other_split"
+    shutil.copytree(split_dir, other)
+    images = np.load(other / "train" / "images.npy")
+    np.save(other / "train" / "images.npy", 255 - images)
+    assert split_fingerprint(other) != split_fingerprint(split_dir)
+    assert split_fingerprint(split_dir) == split_fingerprint(split_dir)
 
 
 def test_the_pruner_stops_a_trial_that_trails_the_others():
