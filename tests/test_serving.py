@@ -18,11 +18,13 @@ from PIL import Image
 from skimage import data as skdata
 
 from fer.cli import main
+from fer.datasets import load_split
 from fer.drift import drift_report
+from fer.input_stats import image_stats
 from fer.labels import EMOTIONS
 from fer.params import load_params
 from fer.photos import BadPhoto, decode_photo
-from fer.predict import Predictor
+from fer.predict import FacePrediction, Predictor
 from fer.prediction_log import PredictionLog
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,7 +180,8 @@ def test_server_refuses_bad_uploads_with_a_4xx_and_a_message(server, name, conte
 
 
 def _chromium_driver(tmp_path):
-    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    chromium = shutil.which("chromium") or shutil.which("google-chrome")
+    chromedriver = shutil.which("chromedriver")
     if not (chromium and chromedriver):
         if os.environ.get("FER_REQUIRE_BROWSER"):
             pytest.fail("FER_REQUIRE_BROWSER is set but Debian's chromium and chromium-driver are not installed")
@@ -235,10 +238,6 @@ def test_drift_flags_a_statistic_that_moved_and_not_one_that_did_not(tiny_checkp
     assert "| brightness |" in (tmp_path / "drift" / "drift.md").read_text()
 
     # Faces from the training split itself have not drifted.
-    from fer.datasets import load_split
-    from fer.input_stats import image_stats
-    from fer.predict import FacePrediction
-
     same = PredictionLog(tmp_path / "same.sqlite")
     faces, _ = load_split(tiny_split, "val")
     stats = image_stats(faces)
