@@ -3,16 +3,13 @@ import shutil
 
 import numpy as np
 import optuna
-import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
 from fer import tuning
 from fer.checkpoints import load_checkpoint
-from fer.datasets import save_images
 from fer.errors import FerError
 from fer.params import FloatRange, ModelParams, SearchSpace, TrainParams, TuneParams
-from fer.sources.synthetic import generate
 from fer.tuning import TuneOutputs, pruning_reporter, split_fingerprint, study_name, tune_model
 
 SPEC = ModelParams(arch="mlp", image_size=48, options={"hidden": [16]})
@@ -22,27 +19,17 @@ SPACE = SearchSpace(lr=FloatRange(low=1e-3, high=1e-2, log=True), weight_decay=N
 TUNE = TuneParams(trials=3, epochs=2, search_space=SPACE)
 
 
-@pytest.fixture(scope="module")
-def split_dir(tmp_path_factory):
-    """A tiny synthetic train/val split on disk, in the split stage's format."""
-    root = tmp_path_factory.mktemp("split")
-    for name, seed in (("train", 1), ("val", 2)):
-        ds = generate(140 if name == "train" else 70, 48, seed)
-        save_images(root / name, np.stack(ds.images), pd.DataFrame({"label": ds.labels}))
-    return root
-
-
 def _outputs(root) -> TuneOutputs:
     return TuneOutputs(study_dir=root / "study", checkpoint=root / "best.pt", metrics=root / "tune.json",
                        history=root / "history.json", importances=root / "importances.json")
 
 
-def _tune(split_dir, root, tune=TUNE, **kwargs) -> dict:
-    return tune_model("mlp", SPEC, BASE, tune, 7, split_dir, _outputs(root), **kwargs)
+def _tune(tiny_split, root, tune=TUNE, **kwargs) -> dict:
+    return tune_model("mlp", SPEC, BASE, tune, 7, tiny_split, _outputs(root), **kwargs)
 
 
-def _stored_study(root, split_dir, tune=TUNE) -> optuna.Study:
-    return optuna.load_study(study_name=study_name("mlp", SPEC, BASE, tune, 7, split_fingerprint(split_dir)),
+def _stored_study(root, tiny_split, tune=TUNE) -> optuna.Study:
+    return optuna.load_study(study_name=study_name("mlp", SPEC, BASE, tune, 7, split_fingerprint(tiny_split)),
                              storage=f"sqlite:///{root / 'study' / tuning.STUDY_DB}")
 
 
@@ -50,9 +37,9 @@ def _finished(study: optuna.Study) -> list:
     return study.get_trials(states=tuning.FINISHED)
 
 
-def test_study_writes_best_params_counts_history_and_a_loadable_checkpoint(split_dir, tmp_path):
+def test_study_writes_best_params_counts_history_and_a_loadable_checkpoint(tiny_split, tmp_path):
     final_epochs = []
-    metrics = _tune(split_dir, tmp_path, on_final_epoch=final_epochs.append)
+    metrics = _tune(tiny_split, tmp_path, on_final_epoch=final_epochs.append)
 
     best = metrics["best_params"]
     assert set(best) == {"lr", "dropout", "batch_size"}  # keys set to None are not tuned
@@ -74,18 +61,18 @@ def test_study_writes_best_params_counts_history_and_a_loadable_checkpoint(split
     assert not (tmp_path / "study" / tuning.SCRATCH_CHECKPOINT).exists()
 
 
-def test_a_rerun_with_more_trials_resumes_the_same_study(split_dir, tmp_path):
-    _tune(split_dir, tmp_path, tune=TUNE.model_copy(update={"trials": 2}))
-    first_two = [t.params for t in _finished(_stored_study(tmp_path, split_dir))]
-    metrics = _tune(split_dir, tmp_path)  # trials=3 is not part of the study name: the same study goes on
+def test_a_rerun_with_more_trials_resumes_the_same_study(tiny_split, tmp_path):
+    _tune(tiny_split, tmp_path, tune=TUNE.model_copy(update={"trials": 2}))
+    first_two = [t.params for t in _finished(_stored_study(tmp_path, tiny_split))]
+    metrics = _tune(tiny_split, tmp_path)  # trials=3 is not part of the study name: the same study goes on
 
-    finished = _finished(_stored_study(tmp_path, split_dir))
+    finished = _finished(_stored_study(tmp_path, tiny_split))
     assert len(finished) == 3 and metrics["trials"]["total"] == 3
     assert [t.params for t in finished[:2]] == first_two
     assert finished[2].params != finished[0].params  # a resumed sampler does not redraw trial 0
 
 
-def test_an_interrupted_trial_is_not_counted_and_the_rerun_completes_the_study(split_dir, tmp_path, monkeypatch):
+def test_an_interrupted_trial_is_not_counted_and_the_rerun_completes_the_study(tiny_split, tmp_path, monkeypatch):
     real_train_model, calls = tuning.train_model, []
 
     def interrupted_on_second_trial(*args, **kwargs):
@@ -96,20 +83,20 @@ def test_an_interrupted_trial_is_not_counted_and_the_rerun_completes_the_study(s
 
     monkeypatch.setattr(tuning, "train_model", interrupted_on_second_trial)
     with pytest.raises(KeyboardInterrupt):
-        _tune(split_dir, tmp_path)
+        _tune(tiny_split, tmp_path)
     monkeypatch.undo()
 
-    metrics = _tune(split_dir, tmp_path)
+    metrics = _tune(tiny_split, tmp_path)
     assert metrics["trials"] == {**metrics["trials"], "failed": 1, "total": 4}
-    assert len(_finished(_stored_study(tmp_path, split_dir))) == 3
+    assert len(_finished(_stored_study(tmp_path, tiny_split))) == 3
 
 
-def test_a_trial_left_running_by_a_killed_run_is_marked_failed(split_dir, tmp_path):
+def test_a_trial_left_running_by_a_killed_run_is_marked_failed(tiny_split, tmp_path):
     tune = TUNE.model_copy(update={"trials": 1})
-    _tune(split_dir, tmp_path, tune=tune)
-    _stored_study(tmp_path, split_dir, tune).ask()  # what a SIGKILL mid-trial leaves behind
+    _tune(tiny_split, tmp_path, tune=tune)
+    _stored_study(tmp_path, tiny_split, tune).ask()  # what a SIGKILL mid-trial leaves behind
 
-    metrics = _tune(split_dir, tmp_path, tune=tune)
+    metrics = _tune(tiny_split, tmp_path, tune=tune)
     assert metrics["trials"] == {"complete": 1, "pruned": 0, "failed": 1, "total": 2}
 
 
@@ -122,13 +109,13 @@ def test_a_changed_setup_gets_a_new_study_name():
     assert study_name("mlp", SPEC, BASE, TUNE.model_copy(update={"study_name": "mine"}), 7, "d") == "mine"
 
 
-def test_new_data_starts_a_new_study(split_dir, tmp_path):
+def test_new_data_starts_a_new_study(tiny_split, tmp_path):
     other = tmp_path / "other_split"
-    shutil.copytree(split_dir, other)
+    shutil.copytree(tiny_split, other)
     images = np.load(other / "train" / "images.npy")
     np.save(other / "train" / "images.npy", 255 - images)
-    assert split_fingerprint(other) != split_fingerprint(split_dir)
-    assert split_fingerprint(split_dir) == split_fingerprint(split_dir)
+    assert split_fingerprint(other) != split_fingerprint(tiny_split)
+    assert split_fingerprint(tiny_split) == split_fingerprint(tiny_split)
 
 
 def test_the_pruner_stops_a_trial_that_trails_the_others():
@@ -149,8 +136,8 @@ def test_the_pruner_stops_a_trial_that_trails_the_others():
     assert list(pruned.intermediate_values) == [1, 2]  # epoch 1 is warm-up; pruned at the first check after
 
 
-def test_an_unreachable_database_is_one_clear_error(split_dir, tmp_path):
+def test_an_unreachable_database_is_one_clear_error(tiny_split, tmp_path):
     url = "postgresql://nobody:secret@127.0.0.1:1/x"
     with pytest.raises(FerError, match=r"^tune\.storage: .*postgresql://nobody:\*\*\*@127\.0\.0\.1:1/x") as err:
-        _tune(split_dir, tmp_path, tune=TUNE.model_copy(update={"storage": url}))
+        _tune(tiny_split, tmp_path, tune=TUNE.model_copy(update={"storage": url}))
     assert "\n" not in str(err.value) and "secret" not in str(err.value)
