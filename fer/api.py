@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from fer.photos import MAX_BYTES, MAX_PIXELS, BadPhoto, decode_photo
+from fer.photos import BadPhoto, decode_photo
 from fer.predict import Predictor
 from fer.prediction_log import PredictionLog
 
@@ -14,8 +14,8 @@ from fer.prediction_log import PredictionLog
 MULTIPART_OVERHEAD = 64 * 1024
 
 
-def create_app(predictor: Predictor, card: dict, log: PredictionLog | None = None,
-               max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS) -> FastAPI:
+def create_app(predictor: Predictor, card: dict, log: PredictionLog | None = None) -> FastAPI:
+    max_bytes, max_pixels = predictor.limits["max_bytes"], predictor.limits["max_pixels"]
     app = FastAPI(title="fer", summary="facial-expression recognition with the pipeline's champion model")
     page = resources.files("fer").joinpath("static/index.html").read_text()
 

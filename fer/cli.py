@@ -104,8 +104,7 @@ def _serve(args) -> None:
     predictor = _predictor(args)
     card = model_card(predictor.name, predictor.meta, args.model)
     log = PredictionLog(args.log) if args.log else None
-    app = create_app(predictor, card, log, **predictor.limits)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(create_app(predictor, card, log), host=args.host, port=args.port, log_level="warning")
 
 
 def _drift(args) -> None:
@@ -114,6 +113,12 @@ def _drift(args) -> None:
     report = drift_report(args.log, args.split, args.out, args.alpha)
     print(f"{report['served_faces']} served faces; drifted: {', '.join(report['drifted']) or 'none'}; "
           f"report in {args.out}/drift.md")
+
+
+def _add_model_arguments(command: argparse.ArgumentParser, run) -> None:
+    command.add_argument("--model", default="outputs/champion.pt", help="checkpoint (default: the champion)")
+    command.add_argument("--params", default="params.yaml", help="its align and predict sections")
+    command.set_defaults(run=run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,19 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--plots", nargs="+", metavar="PATTERN",
                         help="plot ids to draw (glob; default: leaderboard, tune history, normalised confusions)")
     report.set_defaults(run=_report)
-    for command, run, summary in (("predict", _predict, "emotions of every face in some photos"),
-                                  ("serve", _serve, "the prediction API and upload page (FastAPI + uvicorn)")):
-        sub = commands.add_parser(command, help=summary)
-        if command == "predict":
-            sub.add_argument("photos", nargs="+", metavar="PHOTO")
-            sub.add_argument("--json", action="store_true", help="JSON instead of a table")
-        else:
-            sub.add_argument("--host", default="127.0.0.1")
-            sub.add_argument("--port", type=int, default=8000)
-            sub.add_argument("--log", default=DEFAULT_LOG, help="SQLite prediction log ('' to log nothing)")
-        sub.add_argument("--model", default="outputs/champion.pt", help="checkpoint (default: the champion)")
-        sub.add_argument("--params", default="params.yaml", help="its align section finds and crops the faces")
-        sub.set_defaults(run=run)
+    predict = commands.add_parser("predict", help="emotions of every face in some photos")
+    predict.add_argument("photos", nargs="+", metavar="PHOTO")
+    predict.add_argument("--json", action="store_true", help="JSON instead of a table")
+    _add_model_arguments(predict, run=_predict)
+    serve = commands.add_parser("serve", help="the prediction API and upload page (FastAPI + uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--log", default=DEFAULT_LOG, help="SQLite prediction log ('' to log nothing)")
+    _add_model_arguments(serve, run=_serve)
     drift = commands.add_parser("drift", help="served inputs against the training split (KS test per statistic)")
     drift.add_argument("--log", default=DEFAULT_LOG)
     drift.add_argument("--split", default="outputs/split")

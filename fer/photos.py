@@ -8,10 +8,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fer.errors import FerError
 
-MAX_BYTES = 10 * 1024 * 1024
-# 40 megapixels covers phone cameras; a tiny PNG that claims more is a decompression bomb.
-MAX_PIXELS = 40_000_000
-
 
 class BadPhoto(FerError):
     """A photo we refuse; `status` is the HTTP status the API answers with."""
@@ -21,8 +17,8 @@ class BadPhoto(FerError):
         self.status = status
 
 
-def decode_photo(data: bytes, name: str, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """(H, W) uint8 grey, upright as the camera's EXIF orientation says."""
+def decode_photo(data: bytes, name: str, max_bytes: int, max_pixels: int) -> np.ndarray:
+    """(H, W) uint8 grey, upright as the camera's EXIF orientation says; limits from params `predict:`."""
     if len(data) > max_bytes:
         raise BadPhoto(f"{name}: {len(data)} bytes is over the {max_bytes}-byte limit", 413)
     try:
@@ -32,15 +28,15 @@ def decode_photo(data: bytes, name: str, max_bytes: int = MAX_BYTES, max_pixels:
                 raise BadPhoto(f"{name}: {image.width}x{image.height} pixels is over the {max_pixels}-pixel limit",
                                413)
             grey = ImageOps.exif_transpose(image).convert("L")
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
-        if isinstance(err, UnidentifiedImageError):
-            raise BadPhoto(f"{name}: not an image PIL can read (JPEG, PNG, WebP, BMP, ...)", 415) from None
+    except UnidentifiedImageError:
+        raise BadPhoto(f"{name}: not an image PIL can read (JPEG, PNG, WebP, BMP, ...)", 415) from None
+    except (Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:  # truncated or corrupt
         raise BadPhoto(f"{name}: unreadable image ({err})", 415) from None
     return np.asarray(grey, dtype=np.uint8)
 
 
-def read_photo(path: str | Path, **limits) -> np.ndarray:
+def read_photo(path: str | Path, max_bytes: int, max_pixels: int) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise BadPhoto(f"{path}: no such file", 404)
-    return decode_photo(path.read_bytes(), str(path), **limits)
+    return decode_photo(path.read_bytes(), str(path), max_bytes, max_pixels)

@@ -19,11 +19,16 @@ class FacePrediction:
     box: tuple[int, int, int, int]  # x, y, w, h in the photo
     detector_score: float
     probabilities: dict[str, float]  # every class, summing to 1
-    stats: dict[str, float] = field(default_factory=dict)
+    image_stats: dict[str, float] = field(default_factory=dict)  # fer.input_stats.IMAGE_STATS of the crop
 
     @property
     def emotion(self) -> str:
         return max(self.probabilities, key=self.probabilities.get)
+
+    @property
+    def input_stats(self) -> dict[str, float]:
+        """What the prediction log records: the crop's image statistics plus the detection's."""
+        return {**self.image_stats, "face_size": float(max(self.box[2:])), "detector_score": self.detector_score}
 
     def as_dict(self) -> dict:
         return {"box": list(self.box), "emotion": self.emotion, "detector_score": round(self.detector_score, 4),
@@ -61,8 +66,7 @@ class Predictor:
                 box=face.box,
                 detector_score=face.score,
                 probabilities=dict(zip(self.meta["classes"], map(float, row))),
-                stats={**{k: float(v[i]) for k, v in stats.items()}, "face_size": float(max(face.box[2:])),
-                       "detector_score": face.score},
+                image_stats={k: float(v[i]) for k, v in stats.items()},
             )
             for i, (face, row) in enumerate(zip(faces, probabilities))
         ]

@@ -30,7 +30,7 @@ class PredictionLog:
 
     def record(self, model: str, faces: list[FacePrediction]) -> None:
         now = time.time()
-        rows = [(now, model, f.emotion, f.probabilities[f.emotion], *(f.stats[k] for k in COLUMNS[4:]))
+        rows = [(now, model, f.emotion, f.probabilities[f.emotion], *(f.input_stats[k] for k in COLUMNS[4:]))
                 for f in faces]
         with self._lock, self._db:
             self._db.executemany(f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES "

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import httpx
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from skimage import data as skdata
 from fer.cli import main
 from fer.datasets import load_split
 from fer.drift import drift_report
-from fer.input_stats import image_stats
+from fer.input_stats import image_stats, laplacian_variance
 from fer.labels import EMOTIONS
 from fer.params import load_params
 from fer.photos import BadPhoto, decode_photo
@@ -93,7 +94,7 @@ def test_decompression_bomb_is_refused_before_decoding():
     Image.new("L", (3000, 3000)).save(buffer, format="PNG")  # 9 MP in a few kB
     assert len(buffer.getvalue()) < 100_000
     with pytest.raises(BadPhoto, match="3000x3000 pixels is over") as refused:
-        decode_photo(buffer.getvalue(), "bomb.png", max_pixels=4_000_000)
+        decode_photo(buffer.getvalue(), "bomb.png", max_bytes=2**20, max_pixels=4_000_000)
     assert refused.value.status == 413
 
 
@@ -103,7 +104,7 @@ def test_exif_orientation_is_applied():
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", exif=exif)
-    assert decode_photo(buffer.getvalue(), "phone.jpg").shape == (40, 20)
+    assert decode_photo(buffer.getvalue(), "phone.jpg", max_bytes=2**20, max_pixels=10**6).shape == (40, 20)
 
 
 @pytest.fixture(scope="module")
@@ -241,9 +242,8 @@ def test_drift_flags_a_statistic_that_moved_and_not_one_that_did_not(tiny_checkp
     same = PredictionLog(tmp_path / "same.sqlite")
     faces, _ = load_split(tiny_split, "val")
     stats = image_stats(faces)
-    same.record("mlp", [FacePrediction((0, 0, 48, 48), 1.0, {"happy": 1.0},
-                                       {**{k: float(v[i]) for k, v in stats.items()}, "face_size": 48.0,
-                                        "detector_score": 1.0}) for i in range(len(faces))])
+    same.record("mlp", [FacePrediction((0, 0, 48, 48), 1.0, {"happy": 1.0}, {k: float(v[i]) for k, v in stats.items()})
+                        for i in range(len(faces))])
     assert drift_report(tmp_path / "same.sqlite", tiny_split, tmp_path / "same")["drifted"] == []
 
 
@@ -251,3 +251,9 @@ def test_drift_without_a_log_is_one_clear_line(tmp_path, tiny_split, capsys):
     with pytest.raises(SystemExit):
         main(["drift", "--log", str(tmp_path / "none.sqlite"), "--split", str(tiny_split)])
     assert "none.sqlite: no prediction log" in capsys.readouterr().err
+
+
+def test_batched_sharpness_matches_opencvs_laplacian():
+    faces = np.random.default_rng(0).integers(0, 256, size=(5, 48, 40), dtype=np.uint8)
+    expected = [cv2.Laplacian(face, cv2.CV_64F).var() for face in faces]
+    np.testing.assert_allclose(laplacian_variance(faces), expected, rtol=1e-12)
