@@ -9,8 +9,8 @@ COPY fer ./fer
 # The CPU wheels: serving one face at a time needs no CUDA libraries.
 RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.14.1 torchvision==0.29.1 \
     && pip install --no-cache-dir .
-COPY params.yaml dvc.lock ./
-COPY metrics ./metrics
+COPY params.yaml ./
+COPY metrics ./metrics           # metrics/champion.json: the served model's name, hash and test metrics
 COPY outputs/champion.pt ./outputs/champion.pt
 RUN useradd --create-home fer && mkdir logs && chown fer logs
 USER fer

@@ -1,1 +1,5 @@
-"""fer: a reproducible pipeline for facial-expression classifiers."""
+"""fer: facial-expression classifiers trained, tuned, evaluated and compared by a DVC pipeline.
+
+Wings, lowest first; a module imports only from its own wing and the wings below it (docs/architecture.md):
+core -> data -> models -> runtime -> train -> evaluate -> serve -> tools -> cli.
+"""

@@ -5,19 +5,17 @@ import sys
 import time
 from pathlib import Path
 
-from fer.dvc_cli import run_dvc
-from fer.errors import FerError, one_line_errors
-from fer.params import load_params
-
-DEFAULT_LOG = "outputs/predictions.sqlite"
+from fer.core.errors import FerError, one_line_errors
+from fer.core.params import PARAMS_FILE, load_params
+from fer.core.paths import PATHS
 
 
 def _bench(args) -> None:
     import numpy as np
     import torch
 
-    from fer.bench import bench_model, markdown
-    from fer.sources.synthetic import generate
+    from fer.data.sources.synthetic import generate
+    from fer.tools.bench import bench_model, markdown
 
     params = load_params(args.params)
     names = args.models or list(params.models)
@@ -43,6 +41,8 @@ def _bench(args) -> None:
 
 def _stage_times() -> str:
     """Wall time of each stage of the current pipeline, forced to run alone (the upstream outputs must exist)."""
+    from fer.tools.dvc_cli import run_dvc
+
     lines = ["| stage | wall s |", "|---|---:|"]
     for stage in run_dvc("stage", "list", "--name-only").split():
         start = time.perf_counter()
@@ -53,7 +53,7 @@ def _stage_times() -> str:
 
 
 def _report(args) -> None:
-    from fer.report import DEFAULT_PLOTS, build_report, render_plots
+    from fer.tools.report import DEFAULT_PLOTS, build_report, render_plots
 
     plots = list(args.plot)
     if args.render_plots:
@@ -62,7 +62,7 @@ def _report(args) -> None:
 
 
 def _predictor(args):
-    from fer.predict import Predictor
+    from fer.serve.predict import Predictor
 
     params = load_params(args.params)
     return Predictor(args.model, params.align, params.predict)
@@ -71,7 +71,7 @@ def _predictor(args):
 def _predict(args) -> None:
     import json
 
-    from fer.photos import BadPhoto, read_photo
+    from fer.data.photos import BadPhoto, read_photo
 
     predictor = _predictor(args)
     results, failed = [], 0
@@ -97,27 +97,40 @@ def _predict(args) -> None:
 def _serve(args) -> None:
     import uvicorn
 
-    from fer.api import create_app
-    from fer.model_card import model_card
-    from fer.prediction_log import PredictionLog
+    from fer.serve.api import create_app
+    from fer.serve.model_card import model_card
+    from fer.serve.prediction_log import PredictionLog
 
     predictor = _predictor(args)
-    card = model_card(predictor.name, predictor.meta, args.model)
+    card = model_card(predictor.record, predictor.checkpoint_sha256, args.champion_record)
     log = PredictionLog(args.log) if args.log else None
     uvicorn.run(create_app(predictor, card, log), host=args.host, port=args.port, log_level="warning")
 
 
 def _drift(args) -> None:
-    from fer.drift import drift_report
+    from fer.serve.drift import drift_report
 
     report = drift_report(args.log, args.split, args.out, args.alpha)
     print(f"{report['served_faces']} served faces; drifted: {', '.join(report['drifted']) or 'none'}; "
           f"report in {args.out}/drift.md")
 
 
+def _profile(args) -> None:
+    from fer.core.profiles import apply_profile, write_params
+
+    merged, _ = apply_profile(args.params, args.profile)
+    if args.check:
+        print(f"{args.params} + {args.profile}: valid params")
+        return
+    write_params(merged, args.params)
+    print(f"{args.params}: {args.profile} applied; see the changes with `dvc params diff`, run with `dvc repro`")
+
+
 def _add_model_arguments(command: argparse.ArgumentParser, run) -> None:
-    command.add_argument("--model", default="outputs/champion.pt", help="checkpoint (default: the champion)")
-    command.add_argument("--params", default="params.yaml", help="its align and predict sections")
+    command.add_argument("--model", default=str(PATHS.champion), help="checkpoint (default: the champion)")
+    command.add_argument("--champion-record", default=str(PATHS.champion_record),
+                         help="the compare stage's champion record (its test metrics)")
+    command.add_argument("--params", default=PARAMS_FILE, help="its align and predict sections")
     command.set_defaults(run=run)
 
 
@@ -131,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     bench.add_argument("--workers", type=int, default=0, help="DataLoader workers of the baseline")
     bench.add_argument("--stages", action="store_true", help="also time every pipeline stage (dvc repro -f -s)")
-    bench.add_argument("--params", default="params.yaml")
+    bench.add_argument("--params", default=PARAMS_FILE)
     bench.add_argument("--out", help="also write the markdown table here")
     bench.set_defaults(run=_bench)
     report = commands.add_parser("report", help="pull-request markdown: params, metric changes per model, leaderboard")
@@ -150,14 +163,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="the prediction API and upload page (FastAPI + uvicorn)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--log", default=DEFAULT_LOG, help="SQLite prediction log ('' to log nothing)")
+    serve.add_argument("--log", default=str(PATHS.predictions_log), help="SQLite prediction log ('' to log nothing)")
     _add_model_arguments(serve, run=_serve)
     drift = commands.add_parser("drift", help="served inputs against the training split (KS test per statistic)")
-    drift.add_argument("--log", default=DEFAULT_LOG)
-    drift.add_argument("--split", default="outputs/split")
-    drift.add_argument("--out", default="outputs/drift")
+    drift.add_argument("--log", default=str(PATHS.predictions_log))
+    drift.add_argument("--split", default=str(PATHS.split))
+    drift.add_argument("--out", default=str(PATHS.drift))
     drift.add_argument("--alpha", type=float, default=0.01, help="p-value below which a statistic has drifted")
     drift.set_defaults(run=_drift)
+    profile = commands.add_parser("profile", help="apply a params profile (only its differences) to params.yaml")
+    profile.add_argument("profile", help="e.g. params-fer2013-gpu.yaml")
+    profile.add_argument("--params", default=PARAMS_FILE)
+    profile.add_argument("--check", action="store_true", help="only validate the merged params; write nothing")
+    profile.set_defaults(run=_profile)
     return cli
 
 

@@ -4,12 +4,12 @@ import argparse
 
 import pandas as pd
 
-from fer import rawdata
-from fer.atomic import write_json
-from fer.datasets import save_images
-from fer.errors import FerError, one_line_errors
-from fer.faces import align_all, save_sample_grid
-from fer.params import load_params
+from fer.core.errors import FerError, one_line_errors
+from fer.core.params import load_params
+from fer.core.storage import write_json
+from fer.data import rawdata
+from fer.data.datasets import save_images
+from fer.data.faces import align_all, save_sample_grid
 
 
 @one_line_errors

@@ -1,14 +1,11 @@
 """Stage compare: rank every evaluated model, write the leaderboard and promote the champion."""
 
 import argparse
-import json
-import shutil
-from pathlib import Path
 
-from fer.atomic import atomic_path
-from fer.errors import one_line_errors
-from fer.leaderboard import build_leaderboard, write_leaderboard
-from fer.params import load_params
+from fer.core.errors import one_line_errors
+from fer.core.params import load_params
+from fer.evaluate.champion import promote_champion
+from fer.evaluate.leaderboard import build_leaderboard, read_evaluations, write_leaderboard
 
 
 @one_line_errors
@@ -19,13 +16,12 @@ def main():
     cli.add_argument("--markdown", required=True)
     cli.add_argument("--bars", required=True)
     cli.add_argument("--champion", required=True, help="where the champion's checkpoint is copied")
+    cli.add_argument("--champion-record", required=True, help="the champion's name, hash and test metrics")
     args = cli.parse_args()
 
-    evaluations = [json.loads(p.read_text()) for p in sorted(Path(args.evaluations).glob("*.json"))]
+    evaluations = read_evaluations(args.evaluations)
     leaderboard = build_leaderboard(evaluations, load_params().compare)
-    champion = next(e for e in evaluations if e["model"] == leaderboard["champion"])
-    with atomic_path(args.champion) as tmp:
-        shutil.copyfile(champion["checkpoint"], tmp)
+    promote_champion(leaderboard, evaluations, args.champion, args.champion_record)
     write_leaderboard(leaderboard, args.leaderboard, args.markdown, args.bars)
 
 

@@ -2,12 +2,12 @@
 
 import argparse
 
-from fer import rawdata
-from fer.atomic import write_json
-from fer.errors import one_line_errors
-from fer.labels import class_counts
-from fer.params import load_params
-from fer.sources import load_source
+from fer.core.errors import one_line_errors
+from fer.core.labels import class_counts
+from fer.core.params import load_params
+from fer.core.storage import write_json
+from fer.data import rawdata
+from fer.data.sources import load_source
 
 
 @one_line_errors

@@ -4,12 +4,12 @@ import argparse
 
 import numpy as np
 
-from fer.atomic import write_json
-from fer.datasets import load_images, save_splits
-from fer.errors import one_line_errors
-from fer.labels import class_counts
-from fer.params import load_params
-from fer.splitting import SPLITS, duplicate_groups, original_assignment, stratified_assignment
+from fer.core.errors import one_line_errors
+from fer.core.labels import class_counts
+from fer.core.params import load_params
+from fer.core.storage import write_json
+from fer.data.datasets import load_images, save_splits
+from fer.data.splitting import SPLITS, duplicate_groups, original_assignment, stratified_assignment
 
 
 @one_line_errors

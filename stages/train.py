@@ -4,9 +4,9 @@ import argparse
 
 from dvclive import Live
 
-from fer.errors import one_line_errors
-from fer.params import load_params
-from fer.training import dvclive_logger, train_model
+from fer.core.errors import one_line_errors
+from fer.core.params import load_params
+from fer.train.trainer import dvclive_logger, train_model
 
 
 @one_line_errors

@@ -5,15 +5,16 @@ from pathlib import Path
 
 from dvclive import Live
 
-from fer.errors import one_line_errors
-from fer.params import load_params
-from fer.training import dvclive_logger
-from fer.tuning import TuneOutputs, tune_model
+from fer.core.errors import one_line_errors
+from fer.core.params import load_params
+from fer.train.trainer import dvclive_logger
+from fer.train.tuning import TuneOutputs, tune_model
 
 
 @one_line_errors
 def main():
     cli = argparse.ArgumentParser(description=__doc__)
+    cli.add_argument("--name", required=True, help="the retrained model's name on the leaderboard")
     cli.add_argument("--split", required=True)
     cli.add_argument("--study", required=True, help="folder of the SQLite study (kept between runs)")
     cli.add_argument("--out", required=True, help="checkpoint of the retrained best settings")
@@ -29,7 +30,7 @@ def main():
                           Path(args.importance))
     with Live(args.live, dvcyaml=None, save_dvc_exp=False, report=None) as live:
         tune_model(name, params.models[name], params.train_config(name), params.tune, params.seed, args.split,
-                   outputs, on_final_epoch=dvclive_logger(live))
+                   outputs, record_name=args.name, on_final_epoch=dvclive_logger(live))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,24 @@
-"""Fixtures shared by several test modules."""
+"""Fixtures and params shared by several test modules."""
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from fer.datasets import save_images
-from fer.params import ModelParams, TrainParams
-from fer.sources.synthetic import generate
-from fer.training import train_model
+from fer.core.params import ModelParams, TrainParams, load_params
+from fer.data.datasets import save_images
+from fer.data.sources.synthetic import generate
+from fer.train.trainer import train_model
+
+REPO = Path(__file__).resolve().parents[1]
+# The repository's own params: the one source of every default, which tests override where they need to.
+REPO_PARAMS = load_params(REPO / "params.yaml")
+
+
+def train_params(**overrides) -> TrainParams:
+    """The repository's train: section on the CPU, with `overrides`."""
+    return REPO_PARAMS.train.model_copy(update={"device": "cpu", **overrides})
 
 
 @pytest.fixture(scope="session")
@@ -15,7 +26,7 @@ def tiny_split(tmp_path_factory):
     """Small synthetic train and val splits on disk."""
     root = tmp_path_factory.mktemp("tiny") / "split"
     for name, seed in (("train", 1), ("val", 2)):
-        ds = generate(140 if name == "train" else 70, 48, seed)
+        ds = generate(210 if name == "train" else 70, 48, seed)
         save_images(root / name, np.stack(ds.images), pd.DataFrame({"label": ds.labels}))
     return root
 
@@ -24,7 +35,6 @@ def tiny_split(tmp_path_factory):
 def tiny_checkpoint(tiny_split):
     """A tiny mlp trained for one epoch on the tiny split: real, if weak, predictions."""
     spec = ModelParams(arch="mlp", image_size=48, options={"hidden": [32]})
-    cfg = TrainParams(epochs=1, batch_size=32, device="cpu")
     path = tiny_split.parent / "mlp.pt"
-    train_model("mlp", spec, cfg, seed=7, split_dir=tiny_split, checkpoint_path=path)
+    train_model("mlp", spec, train_params(epochs=1, batch_size=32), seed=7, split_dir=tiny_split, checkpoint_path=path)
     return path

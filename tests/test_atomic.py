@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from fer.atomic import atomic_path, write_json
+from fer.core.storage import atomic_path, write_json
 
 
 def test_failed_write_leaves_old_target_and_no_temp_files(tmp_path):

@@ -1,17 +1,18 @@
 import numpy as np
 import pytest
+from conftest import train_params
 
-from fer.bench import PerImageDataset, bench_model, markdown
 from fer.cli import main
-from fer.models import Normalization
-from fer.params import ModelParams, TrainParams
+from fer.core.params import AugmentParams, ModelParams
+from fer.models.input_spec import InputSpec
+from fer.tools.bench import PerImageDataset, bench_model, markdown
 
 
 def test_bench_measures_both_loops_and_prediction():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (256, 48, 48), dtype=np.uint8)
     labels = np.arange(256) % 7
-    cfg = TrainParams(device="cpu", batch_size=64)
+    cfg = train_params(batch_size=64)
     row = bench_model("mlp", ModelParams(arch="mlp", options={"hidden": [16]}), cfg, images, labels, 128)
     assert row.ours_images_per_s > 0 and row.baseline_images_per_s > 0
     assert row.latency_ms > 0 and row.predict_images_per_s > 0
@@ -21,7 +22,8 @@ def test_bench_measures_both_loops_and_prediction():
 
 def test_baseline_dataset_yields_normalised_tensors_of_the_model_size():
     images = np.full((4, 48, 48), 255, np.uint8)
-    ds = PerImageDataset(images, np.zeros(4), 64, Normalization(0.5, 0.25), TrainParams(augment={"erasing": 0}))
+    no_erasing = train_params(augment=AugmentParams(flip=True, degrees=10, translate=0.08, scale=0.1, erasing=0))
+    ds = PerImageDataset(images, np.zeros(4), InputSpec(64, 0.5, 0.25), no_erasing)
     x, y = ds[0]
     assert x.shape == (1, 64, 64) and y == 0
     assert x.max().item() == pytest.approx(2.0)

@@ -2,8 +2,8 @@ import subprocess
 
 import pytest
 
-from fer.dvc_cli import run_dvc
-from fer.errors import FerError
+from fer.core.errors import FerError
+from fer.tools.dvc_cli import run_dvc
 
 
 def test_runs_this_interpreters_dvc_without_the_venv_on_path(monkeypatch):

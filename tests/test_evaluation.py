@@ -3,16 +3,17 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import REPO_PARAMS
 from sklearn.metrics import f1_score
 
-from fer.checkpoints import load_checkpoint, normalization_of
-from fer.evaluation import evaluate_checkpoint, expected_calibration_error, predict_probabilities, write_evaluation
-from fer.labels import EMOTIONS
-from fer.params import EvaluateParams
-from fer.sources.synthetic import generate
+from fer.core.labels import EMOTIONS
+from fer.data.sources.synthetic import generate
+from fer.evaluate.evaluation import evaluate_checkpoint, expected_calibration_error, write_evaluation
+from fer.runtime.checkpoint import load_checkpoint
+from fer.runtime.inference import predict_probabilities
 
 DISGUST = EMOTIONS.index("disgust")
-PARAMS = EvaluateParams(calibration_bins=10, latency_images=4)
+PARAMS = REPO_PARAMS.evaluate.model_copy(update={"tta_flip": False, "calibration_bins": 10, "latency_images": 4})
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +93,11 @@ def test_ece_weighs_each_bin_by_its_size():
 
 
 def test_flip_tta_averages_each_image_with_its_mirror(tiny_checkpoint, test_split):
-    model, meta = load_checkpoint(tiny_checkpoint)
-    norm = normalization_of(meta)
+    model, record = load_checkpoint(tiny_checkpoint)
     images = torch.from_numpy(test_split[0])
-    with_tta = predict_probabilities(model, images, 48, norm, tta_flip=True)
-    plain = predict_probabilities(model, images, 48, norm)
-    mirrored = predict_probabilities(model, images.flip(-1), 48, norm)
+    with_tta = predict_probabilities(model, images, record.input_spec, tta_flip=True)
+    plain = predict_probabilities(model, images, record.input_spec)
+    mirrored = predict_probabilities(model, images.flip(-1), record.input_spec)
     assert np.allclose(with_tta, (plain + mirrored) / 2, atol=1e-6)
     assert np.allclose(with_tta.sum(1), 1, atol=1e-5)
 
@@ -114,13 +114,16 @@ def test_flip_tta_changes_nothing_on_mirror_symmetric_images(tiny_checkpoint, te
         assert plain[key] == tta[key]
 
 
-def test_write_evaluation_writes_metrics_and_one_confusion_record_per_image(evaluated, test_split, tmp_path):
+def test_write_evaluation_writes_metrics_and_every_confusion_cell(evaluated, test_split, tmp_path):
     result, predictions = evaluated
     labels = test_split[1]
-    write_evaluation(result, labels, predictions, tmp_path / "metrics" / "mlp.json", tmp_path / "plots" / "mlp.json")
+    write_evaluation(result, tmp_path / "metrics" / "mlp.json", tmp_path / "plots" / "mlp.json")
     metrics = json.loads((tmp_path / "metrics" / "mlp.json").read_text())
     assert metrics["accuracy"] == result["accuracy"] and metrics["per_class"] == result["per_class"]
     assert "confusion" not in metrics
-    records = json.loads((tmp_path / "plots" / "mlp.json").read_text())
-    assert len(records) == len(labels)
-    assert records == [{"actual": EMOTIONS[a], "predicted": EMOTIONS[p]} for a, p in zip(labels, predictions)]
+    cells = json.loads((tmp_path / "plots" / "mlp.json").read_text())
+    # every class on both axes, even disgust, which is neither in the split nor (so) predicted much
+    assert {(c["actual"], c["predicted"]) for c in cells} == {(a, p) for a in EMOTIONS for p in EMOTIONS}
+    for cell in cells:
+        a, p = EMOTIONS.index(cell["actual"]), EMOTIONS.index(cell["predicted"])
+        assert cell["count"] == int(((labels == a) & (predictions == p)).sum())

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from fer.errors import FerError
-from fer.faces import (
+from fer.core.errors import FerError
+from fer.data.faces import (
     Face,
     align_all,
     align_face,

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from fer.errors import FerError
-from fer.leaderboard import bar_rows, build_leaderboard, markdown_table, write_leaderboard
-from fer.params import CompareParams
+from fer.core.errors import FerError
+from fer.core.params import CompareParams
+from fer.evaluate.leaderboard import bar_rows, build_leaderboard, markdown_table, write_leaderboard
 
 BY_ACCURACY = CompareParams(rank_by="accuracy")
 BY_MACRO_F1 = CompareParams(rank_by="macro_f1")
@@ -52,8 +52,9 @@ def test_markdown_table_lists_every_model_and_marks_only_the_champion():
 
 def test_bar_rows_follow_the_rank_order_and_carry_the_ranking_metric():
     leaderboard = build_leaderboard([WEAK, MAJORITY, BALANCED], BY_ACCURACY)
-    assert bar_rows(leaderboard) == [{"model": "majority", "accuracy": 0.80}, {"model": "balanced", "accuracy": 0.70},
-                                     {"model": "weak", "accuracy": 0.40}]
+    assert bar_rows(leaderboard) == [{"rank": 1, "model": "majority", "accuracy": 0.80},
+                                     {"rank": 2, "model": "balanced", "accuracy": 0.70},
+                                     {"rank": 3, "model": "weak", "accuracy": 0.40}]
 
 
 def test_write_leaderboard_writes_json_markdown_and_bar_data(tmp_path):

@@ -10,15 +10,17 @@ from skimage.transform import resize
 from torch import nn
 from transformers import ViTConfig, ViTForImageClassification
 
-from fer.errors import FerError
-from fer.models import ARCHS, Normalization, build_model
+from fer.core.archs import ARCHS
+from fer.core.errors import FerError
+from fer.models import build_model
+from fer.models.input_spec import InputSpec
 from fer.models.lite0 import load_lite0_imagenet
 
 TINY_VIT = {"patch_size": 8, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
 SMALL_OPTIONS = {"mlp": {"hidden": [64]}, "cnn": {"widths": [8, 16]}, "vit": TINY_VIT}
 EGYPTIAN_CAT = 285
-IMAGENET_GREY = Normalization(mean=0.449, std=0.226)
-MINUS_ONE_TO_ONE = Normalization(mean=0.5, std=0.5)
+IMAGENET_GREY = (0.449, 0.226)
+MINUS_ONE_TO_ONE = (0.5, 0.5)
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +32,7 @@ def _deterministic():
 def test_every_arch_maps_grey_batch_to_logits_and_backprops(arch):
     options = SMALL_OPTIONS.get(arch, {})
     model, normalization = build_model(arch, num_classes=7, image_size=32, dropout=0.1, **options)
-    assert isinstance(normalization, Normalization) and normalization.std > 0
+    assert isinstance(normalization, InputSpec) and normalization.std > 0 and normalization.image_size == 32
     logits = model(torch.randn(2, 1, 32, 32))
     assert type(logits) is torch.Tensor and logits.shape == (2, 7)
     logits.sum().backward()
@@ -88,7 +90,7 @@ def test_local_weights_load_and_grey_stem_matches_rgb_replicated(tmp_path, arch)
 
     grey_model, normalization = build_model(arch, num_classes=7, image_size=48, pretrained=str(weights))
     grey_model.eval()
-    assert normalization == expected_normalization
+    assert (normalization.mean, normalization.std) == expected_normalization
     # with the same head, the whole network must agree: every weight loaded, and the grey stem is exact
     original.set_submodule(head, grey_model.get_submodule(head))
     grey = torch.rand(2, 1, 48, 48)
@@ -145,7 +147,7 @@ def test_vit_loads_a_save_pretrained_folder_as_grey_at_another_size(tmp_path):
     assert projection.in_channels == 1 and model.vit.config.num_labels == 7
     rgb_projection = original.vit.embeddings.patch_embeddings.projection
     torch.testing.assert_close(projection.weight, rgb_projection.weight.sum(dim=1, keepdim=True))
-    assert normalization == MINUS_ONE_TO_ONE
+    assert (normalization.mean, normalization.std) == MINUS_ONE_TO_ONE
     assert model(torch.randn(2, 1, 48, 48)).shape == (2, 7)
 
 
@@ -161,4 +163,4 @@ def test_lite0_pretrained_is_grey_with_a_fresh_head():
     model, normalization = build_model("efficientnet_lite0", num_classes=7, image_size=64, pretrained=True)
     assert model.conv_stem.in_channels == 1
     assert isinstance(model.classifier[-1], nn.Linear) and model.classifier[-1].out_features == 7
-    assert normalization == MINUS_ONE_TO_ONE
+    assert (normalization.mean, normalization.std) == MINUS_ONE_TO_ONE

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from fer.datasets import load_split
-from fer.labels import EMOTIONS
+from fer.core.labels import EMOTIONS
+from fer.data.datasets import load_split
 
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE_FILES = ("fer", "stages", "dvc.yaml", "params.yaml", "pyproject.toml")
@@ -46,8 +46,9 @@ def _make_repo(tmp_path: Path, **sections) -> Path:
     (repo / "data").mkdir()
     # A clone always has commits, and dvclive needs one to find its place in the repository.
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
-                ["git", "add", "-A"], ["git", "-c", "user.name=test", "-c", "user.email=test@example.com",
-                                       "commit", "-qm", "pipeline under test"]):
+                ["cp", "-r", str(REPO / ".dvc" / "plots"), ".dvc/plots"],  # the plot templates dvc.yaml names
+                ["git", "add", "-A"],
+                ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "pipeline"]):
         result = _run(cmd, repo)
         assert result.returncode == 0, result.stderr
     return repo
@@ -90,6 +91,18 @@ def test_default_pipeline_end_to_end_is_cached_reproducible_and_selective(tmp_pa
     _repro(repo)
     assert "Data and pipelines are up to date." in _repro(repo)
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    # Editing a library module marks exactly the stages that run it as changed, and nothing else.
+    for module, expected in (("fer/data/splitting.py", {"fetch", "align", "split", "train@cnn", "tune"}),
+                             ("fer/runtime/inference.py", {"train@mlp", "evaluate@cnn", "evaluate_tuned"})):
+        source = repo / module
+        original = source.read_text()
+        source.write_text(original + "\n# an edit\n")
+        changed = set(json.loads(_run(["dvc", "status", "--json"], repo).stdout))
+        source.write_text(original)
+        assert expected <= changed, (module, changed)
+        if module.startswith("fer/runtime"):
+            assert not changed & {"fetch", "align", "split"}, changed
+    assert "Data and pipelines are up to date." in _run(["dvc", "status"], repo).stdout
     _repro(repo, "--force", *(f"train@{name}" for name in TINY_MODELS))
     relock = yaml.safe_load((repo / "dvc.lock").read_text())
     for stage in ("fetch", "align", "split"):
@@ -104,6 +117,9 @@ def test_default_pipeline_end_to_end_is_cached_reproducible_and_selective(tmp_pa
     leaderboard = json.loads((repo / "metrics" / "leaderboard.json").read_text())
     assert set(leaderboard["models"]) == {"mlp", "cnn", "tuned"}
     assert (repo / "outputs" / "champion.pt").is_file()
+    champion = json.loads((repo / "metrics" / "champion.json").read_text())
+    assert champion["name"] == leaderboard["champion"]
+    assert champion["test_metrics"]["accuracy"] == leaderboard["models"][champion["name"]]["accuracy"]
     shown = json.loads(_run(["dvc", "metrics", "show", "--json"], repo).stdout)
     workspace = next(iter(shown.values()))["data"]
     assert "accuracy" in workspace["metrics/evaluate/cnn.json"]["data"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from PIL import Image
 
-from fer.report import build_report, model_metrics_section, params_section, render_plots
+from fer.tools.report import build_report, model_metrics_section, params_section, render_plots
 
 DVC_YAML = {
     "stages": {

@@ -1,5 +1,6 @@
 """Using the champion: fer predict, the real API server on 127.0.0.1, the upload page in Chromium, drift."""
 
+import contextlib
 import io
 import json
 import os
@@ -15,18 +16,23 @@ import httpx
 import numpy as np
 import pytest
 import yaml
+from conftest import REPO_PARAMS, train_params
 from PIL import Image
 from skimage import data as skdata
 
 from fer.cli import main
-from fer.datasets import load_split
-from fer.drift import drift_report
-from fer.input_stats import image_stats, laplacian_variance
-from fer.labels import EMOTIONS
-from fer.params import load_params
-from fer.photos import BadPhoto, decode_photo
-from fer.predict import FacePrediction, Predictor
-from fer.prediction_log import PredictionLog
+from fer.core.labels import EMOTIONS
+from fer.core.params import ModelParams, load_params
+from fer.data.datasets import load_split
+from fer.data.image_stats import image_stats, laplacian_variance
+from fer.data.photos import BadPhoto, decode_photo
+from fer.evaluate.champion import promote_champion
+from fer.evaluate.evaluation import evaluate_checkpoint
+from fer.evaluate.leaderboard import build_leaderboard
+from fer.serve.drift import drift_report
+from fer.serve.predict import FacePrediction, Predictor
+from fer.serve.prediction_log import PredictionLog
+from fer.train.trainer import train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 UPLOAD_LIMIT_MB = 1
@@ -107,16 +113,16 @@ def test_exif_orientation_is_applied():
     assert decode_photo(buffer.getvalue(), "phone.jpg", max_bytes=2**20, max_pixels=10**6).shape == (40, 20)
 
 
-@pytest.fixture(scope="module")
-def server(tiny_checkpoint, params_file, tmp_path_factory):
-    """The real `fer serve` (uvicorn) on a free port of 127.0.0.1; yields (base URL, prediction log path)."""
-    log = tmp_path_factory.mktemp("serve") / "predictions.sqlite"
+@contextlib.contextmanager
+def _serving(checkpoint, params_file, log, champion_record):
+    """The real `fer serve` (uvicorn) on a free port of 127.0.0.1; yields its base URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "fer.cli", "serve", "--port", str(port), "--model", str(tiny_checkpoint),
-         "--params", str(params_file), "--log", str(log)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        [sys.executable, "-m", "fer.cli", "serve", "--port", str(port), "--model", str(checkpoint),
+         "--params", str(params_file), "--log", str(log), "--champion-record", str(champion_record)],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -128,9 +134,19 @@ def server(tiny_checkpoint, params_file, tmp_path_factory):
         assert process.poll() is None, process.stderr.read()
         assert time.monotonic() < deadline, "fer serve did not answer /health"
         time.sleep(0.3)
-    yield url, log
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_checkpoint, params_file, tmp_path_factory):
+    """The tiny mlp served with no champion record; yields (base URL, prediction log path)."""
+    root = tmp_path_factory.mktemp("serve")
+    with _serving(tiny_checkpoint, params_file, root / "predictions.sqlite", root / "no-champion.json") as url:
+        yield url, root / "predictions.sqlite"
 
 
 def _upload(url: str, name: str, content: bytes, kind: str = "image/jpeg") -> httpx.Response:
@@ -142,7 +158,30 @@ def test_server_health_and_model_card(server):
     assert httpx.get(f"{url}/health").json()["status"] == "ok"
     card = httpx.get(f"{url}/model").json()
     assert card["name"] == "mlp" and card["arch"] == "mlp" and card["classes"] == list(EMOTIONS)
-    assert {"test_metrics", "git_revision", "dvc_md5"} <= set(card)
+    assert card["champion"] is False and card["test_metrics"] == {}  # no champion record to take them from
+    assert {"sha256", "git_revision"} <= set(card)
+
+
+def test_a_tuned_champion_is_served_under_its_own_name_with_its_own_metrics(tiny_checkpoint, tiny_split,
+                                                                             params_file, tmp_path):
+    tuned = tmp_path / "tuned.pt"
+    train_model("tuned", ModelParams(arch="mlp", image_size=48, options={"hidden": [32]}),
+                train_params(epochs=2, batch_size=32), 7, tiny_split, tuned, tuned_from="mlp")
+    test_images, test_labels = load_split(tiny_split, "val")
+    untuned, _ = evaluate_checkpoint(tiny_checkpoint, test_images, test_labels, REPO_PARAMS.evaluate)
+    tuned_result, _ = evaluate_checkpoint(tuned, test_images, test_labels, REPO_PARAMS.evaluate)
+    untuned.update(accuracy=0.0, macro_f1=0.0)  # the untuned model ranks below the tuned one
+    evaluations = [untuned, tuned_result]
+    leaderboard = build_leaderboard(evaluations, REPO_PARAMS.compare)
+    champion, record = tmp_path / "champion.pt", tmp_path / "champion.json"
+    promote_champion(leaderboard, evaluations, champion, record)
+
+    with _serving(champion, params_file, tmp_path / "log.sqlite", record) as url:
+        assert httpx.get(f"{url}/health").json()["model"] == "tuned"
+        card = httpx.get(f"{url}/model").json()
+    assert card["name"] == "tuned" and card["tuned_from"] == "mlp" and card["champion"] is True
+    assert card["test_metrics"]["accuracy"] == tuned_result["accuracy"]
+    assert card["test_metrics"]["macro_f1"] == tuned_result["macro_f1"]
 
 
 def test_server_predicts_a_good_photo_and_logs_it(server, photos):
@@ -227,7 +266,8 @@ def test_drift_flags_a_statistic_that_moved_and_not_one_that_did_not(tiny_checkp
     photo = np.asarray(Image.fromarray(skdata.astronaut()).convert("L"))
     log = PredictionLog(tmp_path / "log.sqlite")
     for gain in np.linspace(1.0, 1.6, 25):  # ever brighter photos of the same face
-        log.record(predictor.name, predictor.predict(np.clip(photo * gain, 0, 255).astype(np.uint8)))
+        faces = predictor.predict(np.clip(photo * gain, 0, 255).astype(np.uint8))
+        log.record(predictor.name, [face.log_row() for face in faces])
     main(["drift", "--log", str(tmp_path / "log.sqlite"), "--split", str(tiny_split), "--out", str(tmp_path / "drift")])
     assert "25 served faces" in capsys.readouterr().out
     report = json.loads((tmp_path / "drift" / "drift.json").read_text())
@@ -242,7 +282,8 @@ def test_drift_flags_a_statistic_that_moved_and_not_one_that_did_not(tiny_checkp
     same = PredictionLog(tmp_path / "same.sqlite")
     faces, _ = load_split(tiny_split, "val")
     stats = image_stats(faces)
-    same.record("mlp", [FacePrediction((0, 0, 48, 48), 1.0, {"happy": 1.0}, {k: float(v[i]) for k, v in stats.items()})
+    same.record("mlp", [FacePrediction((0, 0, 48, 48), 1.0, {"happy": 1.0},
+                                       {k: float(v[i]) for k, v in stats.items()}).log_row()
                         for i in range(len(faces))])
     assert drift_report(tmp_path / "same.sqlite", tiny_split, tmp_path / "same")["drifted"] == []
 

@@ -1,6 +1,7 @@
 """Local and Kaggle sources read every supported layout into the same RawDataset, by class name."""
 
 import io
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -8,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer.errors import FerError
-from fer.labels import EMOTIONS
-from fer.sources.kaggle import fetch_kaggle
-from fer.sources.local import read_local
+from fer.core.errors import FerError
+from fer.core.labels import EMOTIONS
+from fer.data.sources.kaggle import fetch_kaggle
+from fer.data.sources.local import read_local
 
 CSV_USAGES = ("Training", "PublicTest", "PrivateTest")
 
@@ -229,14 +230,19 @@ def test_zip_with_extra_top_level_folder(tmp_path):
     assert ds.source[0].startswith(f"{archive}/fer2013/")
 
 
-def test_zip_member_escaping_is_kept_inside(tmp_path):
+def test_zip_member_escaping_is_kept_inside(tmp_path, monkeypatch):
+    # Extraction happens in a fresh folder of the temp dir: put that two levels below `outside`, where a
+    # member named ../../escaped.txt would land if the extraction let it out.
+    outside = tmp_path / "outside"
+    (outside / "temp").mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(outside / "temp"))
     archive = tmp_path / "evil.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("../../escaped.txt", "x")
         zf.writestr("happy/0.png", png_bytes())
     ds = read_local(archive, "zip")
     assert len(ds) == 1
-    assert not (tmp_path / "escaped.txt").exists() and not (tmp_path.parent / "escaped.txt").exists()
+    assert list(tmp_path.rglob("escaped.txt")) == []
 
 
 def test_not_a_zip(tmp_path):

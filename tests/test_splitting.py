@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from fer.errors import FerError
-from fer.splitting import duplicate_groups, original_assignment, stratified_assignment
+from fer.core.errors import FerError
+from fer.data.splitting import duplicate_groups, original_assignment, stratified_assignment
 
 
 def _distinct_images(n, size=8, seed=0):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from fer.labels import EMOTIONS
-from fer.sources.synthetic import FER2013_TRAIN_COUNTS, class_counts, generate
+from fer.core.labels import EMOTIONS
+from fer.data.sources.synthetic import FER2013_TRAIN_COUNTS, class_counts, generate
 
 HAPPY, SAD, DISGUST = EMOTIONS.index("happy"), EMOTIONS.index("sad"), EMOTIONS.index("disgust")
 

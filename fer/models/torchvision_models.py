@@ -5,17 +5,9 @@ from dataclasses import dataclass, field
 import torchvision
 from torch import nn
 
-from fer.errors import FerError
-from fer.models import (
-    FROM_SCRATCH,
-    Normalization,
-    check_options,
-    fresh_head,
-    load_matching,
-    load_weights_file,
-    make_grey,
-    one_line,
-)
+from fer.core.errors import FerError, one_line
+from fer.models.adapt import check_options, fresh_head, load_matching, load_weights_file, make_grey
+from fer.models.input_spec import FROM_SCRATCH, Normalization
 
 # The ImageNet RGB mean/std (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225) averaged to one grey channel.
 IMAGENET_GREY = Normalization(mean=0.449, std=0.226)

@@ -1,0 +1,47 @@
+"""Aligned and split datasets on disk: one image array plus a CSV manifest per folder."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fer.core.errors import FerError
+from fer.core.storage import atomic_path
+
+IMAGES = "images.npy"
+MANIFEST = "manifest.csv"
+
+
+def save_images(out_dir: str | Path, images: np.ndarray, manifest: pd.DataFrame) -> None:
+    """Write (N, S, S) uint8 images with an N-row manifest (must hold a `label` column), atomically."""
+    if len(images) != len(manifest) or "label" not in manifest:
+        raise FerError(f"{out_dir}: need one manifest row with a label per image "
+                       f"(got {len(images)} images, {len(manifest)} rows)")
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        np.save(tmp / IMAGES, np.ascontiguousarray(images, dtype=np.uint8))
+        manifest.to_csv(tmp / MANIFEST, index=False)
+
+
+def load_images(in_dir: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
+    in_dir = Path(in_dir)
+    for name in (IMAGES, MANIFEST):
+        if not (in_dir / name).is_file():
+            raise FerError(f"{in_dir / name}: missing; run the stage that writes it (dvc repro)")
+    manifest = pd.read_csv(in_dir / MANIFEST, keep_default_na=False)
+    return np.load(in_dir / IMAGES), manifest
+
+
+def save_splits(out_dir: str | Path, images: np.ndarray, manifest: pd.DataFrame, assignment: np.ndarray,
+                splits: tuple[str, ...]) -> None:
+    """One sub-folder per split, each with its images and manifest rows, written as one atomic folder."""
+    with atomic_path(out_dir) as tmp:
+        for name in splits:
+            rows = np.flatnonzero(assignment == name)
+            save_images(tmp / name, images[rows], manifest.iloc[rows].reset_index(drop=True))
+
+
+def load_split(split_dir: str | Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, S, S) uint8, labels (N,) int64) of one split."""
+    images, manifest = load_images(Path(split_dir) / name)
+    return images, manifest["label"].to_numpy(dtype=np.int64)

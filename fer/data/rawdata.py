@@ -1,0 +1,77 @@
+"""The one on-disk format every source produces and every later stage reads.
+
+Images of any size are stored as one ragged array (all pixels concatenated, grey uint8) plus a CSV
+manifest with one row per image, because DVC handles a few large files far better than thousands of
+small ones.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fer.core.errors import FerError
+from fer.core.storage import atomic_path
+
+PIXELS = "pixels.npy"
+MANIFEST = "manifest.csv"
+USAGES = ("train", "val", "test", "")  # "" = no split given by the source
+
+
+@dataclass
+class RawDataset:
+    """Grey images of varied sizes with canonical labels.
+
+    images: list of 2-D uint8 arrays; labels: canonical FER2013 indices; usage: the split the source
+    assigned ("" if none); source: where each image came from (file path or csv row), for error messages.
+    """
+
+    images: list
+    labels: np.ndarray
+    usage: list
+    source: list
+    skipped: int = 0
+
+    def __post_init__(self):
+        n = len(self.images)
+        if not (len(self.labels) == len(self.usage) == len(self.source) == n):
+            raise ValueError("RawDataset: images, labels, usage and source must have the same length")
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+
+    def __len__(self):
+        return len(self.images)
+
+
+def save(ds: RawDataset, out_dir: str | Path) -> None:
+    if len(ds) == 0:
+        raise FerError(f"{out_dir}: refusing to write an empty dataset")
+    shapes = np.array([im.shape for im in ds.images], dtype=np.int64).reshape(-1, 2)
+    sizes = shapes[:, 0] * shapes[:, 1]
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    manifest = pd.DataFrame({
+        "label": ds.labels,
+        "usage": ds.usage,
+        "height": shapes[:, 0],
+        "width": shapes[:, 1],
+        "offset": offsets,
+        "source": ds.source,
+    })
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        np.save(tmp / PIXELS, np.concatenate([np.ascontiguousarray(im, np.uint8).ravel() for im in ds.images]))
+        manifest.to_csv(tmp / MANIFEST, index=False)
+
+
+def load(in_dir: str | Path) -> RawDataset:
+    in_dir = Path(in_dir)
+    for name in (PIXELS, MANIFEST):
+        if not (in_dir / name).is_file():
+            raise FerError(f"{in_dir / name}: missing; run the fetch stage first (dvc repro fetch)")
+    pixels = np.load(in_dir / PIXELS, mmap_mode="r")
+    m = pd.read_csv(in_dir / MANIFEST, keep_default_na=False, dtype={"usage": str, "source": str})
+    images = [
+        np.asarray(pixels[o:o + h * w]).reshape(h, w)
+        for o, h, w in zip(m["offset"], m["height"], m["width"])
+    ]
+    return RawDataset(images, m["label"].to_numpy(), list(m["usage"]), list(m["source"]))

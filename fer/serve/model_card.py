@@ -1,0 +1,38 @@
+"""What the served model is: its identity from its checkpoint record, its test metrics from the champion
+record when it is the champion, and the git revision it was served from."""
+
+import subprocess
+from pathlib import Path
+
+from fer.evaluate.champion import read_champion
+from fer.runtime.checkpoint import ModelRecord
+
+
+def _git_revision(repo: Path) -> str | None:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True)
+    except OSError:  # no git, as in the API's container image
+        return None
+    if done.returncode:
+        return None
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                           capture_output=True, text=True).stdout.strip()
+    return done.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def model_card(record: ModelRecord, checkpoint_sha256: str, champion_record: str | Path | None,
+               repo: str | Path = ".") -> dict:
+    """The champion's test metrics appear only when the served file is the champion's (same sha256)."""
+    champion = read_champion(champion_record) if champion_record and Path(champion_record).is_file() else None
+    is_champion = champion is not None and champion["sha256"] == checkpoint_sha256
+    return {
+        "name": record.name,
+        "arch": record.arch,
+        "tuned_from": record.tuned_from,
+        "classes": record.classes,
+        "image_size": record.image_size,
+        "sha256": checkpoint_sha256,
+        "champion": is_champion,
+        "test_metrics": champion["test_metrics"] if is_champion else {},
+        "git_revision": _git_revision(Path(repo)),
+    }

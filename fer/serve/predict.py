@@ -1,0 +1,73 @@
+"""Emotions of every face in a photo, with the align stage's detection and registration and a checkpoint."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fer.core.params import AlignParams, PredictParams
+from fer.core.storage import file_sha256
+from fer.data.faces import align_face, detect_faces
+from fer.data.image_stats import image_stats
+from fer.data.photos import BadPhoto
+from fer.runtime.checkpoint import load_checkpoint
+from fer.runtime.inference import predict_probabilities
+
+
+@dataclass
+class FacePrediction:
+    box: tuple[int, int, int, int]  # x, y, w, h in the photo
+    detector_score: float
+    probabilities: dict[str, float]  # every class, summing to 1
+    image_stats: dict[str, float] = field(default_factory=dict)  # fer.data.image_stats.IMAGE_STATS of the crop
+
+    @property
+    def emotion(self) -> str:
+        return max(self.probabilities, key=self.probabilities.get)
+
+    def log_row(self) -> dict:
+        """What the prediction log records: the outcome, the crop's image statistics and the detection's."""
+        return {"emotion": self.emotion, "confidence": self.probabilities[self.emotion], **self.image_stats,
+                "face_size": float(max(self.box[2:])), "detector_score": self.detector_score}
+
+    def as_dict(self) -> dict:
+        return {"box": list(self.box), "emotion": self.emotion, "detector_score": round(self.detector_score, 4),
+                "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()}}
+
+
+class Predictor:
+    def __init__(self, checkpoint: str | Path, align: AlignParams, settings: PredictParams):
+        self.model, self.record = load_checkpoint(checkpoint)
+        self.checkpoint_sha256 = file_sha256(checkpoint)
+        self.align = align
+        self.settings = settings
+
+    @property
+    def limits(self) -> dict:
+        """decode_photo's size limits."""
+        return {"max_bytes": round(self.settings.max_upload_mb * 2**20),
+                "max_pixels": round(self.settings.max_megapixels * 1e6)}
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    def predict(self, grey: np.ndarray, name: str = "photo") -> list[FacePrediction]:
+        """Every detected face, largest first; a photo with none is a BadPhoto (422)."""
+        faces = detect_faces(grey, self.align.min_face, self.settings.min_face_fraction)
+        if not faces:
+            smallest = max(self.align.min_face, round(self.settings.min_face_fraction * min(grey.shape)))
+            raise BadPhoto(f"{name}: no face found (faces of at least {smallest} px are looked for)", 422)
+        crops = np.stack([align_face(grey, face, self.align.size, self.align.margin) for face in faces])
+        probabilities = predict_probabilities(self.model, torch.from_numpy(crops), self.record.input_spec)
+        stats = image_stats(crops)
+        return [
+            FacePrediction(
+                box=face.box,
+                detector_score=face.score,
+                probabilities=dict(zip(self.record.classes, map(float, row))),
+                image_stats={k: float(v[i]) for k, v in stats.items()},
+            )
+            for i, (face, row) in enumerate(zip(faces, probabilities))
+        ]
