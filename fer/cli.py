@@ -25,13 +25,16 @@ def _bench(args) -> None:
     data = generate(args.images, 48, seed=0)
     images, labels = np.stack(data.images), data.labels
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CUDA: "
-          f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}", flush=True)
+          f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}; "
+          f"load average before: {_load_average()}", flush=True)
     rows = []
     for name in names:
         cfg = params.train_config(name).model_copy(update={"device": args.device, "batch_size": args.batch_size})
-        rows.append(bench_model(name, params.models[name], cfg, images, labels, args.images, args.workers))
+        rows.append(bench_model(name, params.models[name], cfg, images, labels, args.images, args.workers,
+                                args.repeats, args.min_seconds))
         print(markdown(rows[-1:]).splitlines()[-1], flush=True)
-    table = markdown(rows)
+    table = markdown(rows) + (f"\n{args.repeats} interleaved pairs per model, median (min-max); load average "
+                              f"after: {_load_average()} (other processes on the machine show up here)\n")
     if args.stages:
         table += "\n" + _stage_times()
     print(table)
@@ -39,15 +42,32 @@ def _bench(args) -> None:
         Path(args.out).write_text(table)
 
 
+def _load_average() -> str:
+    import os
+
+    return ", ".join(f"{load:.1f}" for load in os.getloadavg())
+
+
 def _stage_times() -> str:
-    """Wall time of each stage of the current pipeline, forced to run alone (the upstream outputs must exist)."""
+    """Wall time of each stage of the current pipeline, forced to run alone (the upstream outputs must exist),
+    beside the start-up of its script (`python stages/<x>.py --help`: the interpreter and the top-level
+    imports, which every run pays before any work)."""
+    import subprocess
+
     from fer.tools.dvc_cli import run_dvc
 
-    lines = ["| stage | wall s |", "|---|---:|"]
+    startup: dict[str, float] = {}
+    lines = ["| stage | wall s | script start-up s |", "|---|---:|---:|"]
     for stage in run_dvc("stage", "list", "--name-only").split():
         start = time.perf_counter()
         run_dvc("repro", "--force", "--single-item", stage)
-        lines.append(f"| {stage} | {time.perf_counter() - start:.1f} |")
+        wall = time.perf_counter() - start
+        script = f"stages/{stage.split('@')[0].removesuffix('_tuned')}.py"  # train@cnn, evaluate_tuned, ...
+        if script not in startup:
+            start = time.perf_counter()
+            subprocess.run([sys.executable, script, "--help"], capture_output=True, check=True)
+            startup[script] = time.perf_counter() - start
+        lines.append(f"| {stage} | {wall:.1f} | {startup[script]:.1f} |")
         print(lines[-1], flush=True)
     return "\n".join(lines) + "\n"
 
@@ -139,7 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = cli.add_subparsers(dest="command", required=True)
     bench = commands.add_parser("bench", help="training and prediction speed against a plain DataLoader loop")
     bench.add_argument("--models", nargs="+", help="keys of `models` in params.yaml (default: all)")
-    bench.add_argument("--images", type=int, default=2048, help="training images per measurement")
+    bench.add_argument("--images", type=int, default=2048,
+                       help="training images per measurement at least (more where needed to last --min-seconds)")
+    bench.add_argument("--repeats", type=int, default=5, help="interleaved (ours, baseline) pairs per model")
+    bench.add_argument("--min-seconds", type=float, default=1.0, help="shortest measurement of the faster side")
     bench.add_argument("--batch-size", type=int, default=128)
     bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     bench.add_argument("--workers", type=int, default=0, help="DataLoader workers of the baseline")

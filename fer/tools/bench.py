@@ -5,6 +5,8 @@ number of images, in one process on one machine, so the ratio is what the input 
 path (channels_last, no per-batch host syncs, inference mode) buy.
 """
 
+import math
+import statistics
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,18 +26,32 @@ from fer.train.loop import fit
 
 
 @dataclass
+class Spread:
+    """The median of repeated measurements and their range."""
+
+    median: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: list[float]) -> "Spread":
+        return cls(statistics.median(values), min(values), max(values))
+
+    def format(self, digits: int = 0, unit: str = "") -> str:
+        return f"{self.median:.{digits}f}{unit} ({self.low:.{digits}f}-{self.high:.{digits}f})"
+
+
+@dataclass
 class BenchRow:
     model: str
     device: str
     batch_size: int
-    ours_images_per_s: float
-    baseline_images_per_s: float
+    images_per_measurement: int
+    ours: Spread          # training images/s of our loop
+    baseline: Spread      # training images/s of the DataLoader baseline
+    speedup: Spread       # ours / baseline within each interleaved pair
     latency_ms: float
     predict_images_per_s: float
-
-    @property
-    def speedup(self) -> float:
-        return self.ours_images_per_s / self.baseline_images_per_s
 
 
 class PerImageDataset(Dataset):
@@ -84,43 +100,65 @@ def baseline_images_per_s(model, spec: InputSpec, images, labels, cfg: TrainPara
 
 
 def ours_images_per_s(model, spec: InputSpec, images, labels, cfg: TrainParams, device, n_images: int) -> float:
-    """One epoch of the real training loop (fer.train.loop.fit) capped at n_images; validation is not timed."""
+    """Our real training loop (fer.train.loop.fit) over n_images (epochs of the data as needed); validation and
+    the BatchNorm re-estimate between epochs are outside the timed region."""
     train = to_device(images, labels, device)
     val = to_device(images[:cfg.batch_size], labels[:cfg.batch_size], device)
-    one_epoch = cfg.model_copy(update={"epochs": 1, "max_train_images": n_images, "warmup_fraction": 0.0})
-    return fit(model, spec, len(EMOTIONS), train, val, one_epoch, seed=0).history[0].images_per_second
+    per_epoch = min(n_images, len(images))
+    run = cfg.model_copy(update={"epochs": math.ceil(n_images / per_epoch), "max_train_images": per_epoch,
+                                 "warmup_fraction": 0.0, "patience": n_images})
+    history = fit(model, spec, len(EMOTIONS), train, val, run, seed=0).history
+    return sum(h.images_per_second * h.seconds for h in history) / sum(h.seconds for h in history)
 
 
 def bench_model(name: str, spec: ModelParams, cfg: TrainParams, images: np.ndarray, labels: np.ndarray,
-                n_images: int, num_workers: int = 0) -> BenchRow:
+                n_images: int, num_workers: int = 0, repeats: int = 5, min_seconds: float = 1.0) -> BenchRow:
+    """Training throughput of both loops, measured so that the ratio holds from run to run.
+
+    Each side gets a warm-up pass outside the timed region (allocator, oneDNN kernel choice); every
+    measurement covers at least n_images and lasts at least min_seconds on the faster side; the two sides are
+    measured in interleaved pairs, alternating which goes first, so a change in machine load hits both.
+    """
     device = resolve_device(cfg.device)
 
     def fresh():
         torch.manual_seed(0)
         return build_model(spec.arch, len(EMOTIONS), spec.image_size, False, cfg.dropout, **spec.options)
 
-    # A warm-up pass each, so one-off costs (allocator, oneDNN kernel selection) are not billed to either side.
-    model, input_spec = fresh()
-    ours_images_per_s(model, input_spec, images, labels, cfg, device, cfg.batch_size * 2)
-    ours = ours_images_per_s(model, input_spec, images, labels, cfg, device, n_images)
-    model, input_spec = fresh()
-    baseline_images_per_s(model, input_spec, images, labels, cfg, device, cfg.batch_size * 2, num_workers)
-    baseline = baseline_images_per_s(model, input_spec, images, labels, cfg, device, n_images, num_workers)
+    (ours_model, input_spec), (baseline_model, _) = fresh(), fresh()
+    sides = {
+        "ours": lambda n: ours_images_per_s(ours_model, input_spec, images, labels, cfg, device, n),
+        "baseline": lambda n: baseline_images_per_s(baseline_model, input_spec, images, labels, cfg, device, n,
+                                                    num_workers),
+    }
+    warm_up = cfg.batch_size * 4
+    fastest = max(measure(warm_up) for measure in sides.values())
+    per_measurement = max(n_images, math.ceil(fastest * min_seconds / cfg.batch_size) * cfg.batch_size)
+    rates = {side: [] for side in sides}
+    for repeat in range(repeats):
+        for side in (("ours", "baseline") if repeat % 2 == 0 else ("baseline", "ours")):
+            rates[side].append(sides[side](per_measurement))
 
-    model = model.eval()
+    model = baseline_model.eval()
     uploaded = torch.as_tensor(images[:512]).to(device)
+    predict_logits(model, uploaded, input_spec)  # warm-up
     start = clock(device)
     predict_logits(model, uploaded, input_spec)
     predict = len(uploaded) / (clock(device) - start)
     latency = cpu_latency_ms(model, uploaded.cpu(), input_spec, 32)
-    return BenchRow(name, device.type, cfg.batch_size, ours, baseline, latency, predict)
+    return BenchRow(name, device.type, cfg.batch_size, per_measurement, Spread.of(rates["ours"]),
+                    Spread.of(rates["baseline"]),
+                    Spread.of([o / b for o, b in zip(rates["ours"], rates["baseline"])]), latency, predict)
 
 
 def markdown(rows: list[BenchRow]) -> str:
+    """Medians with the range over the repeats in brackets."""
     lines = [
-        "| model | device | batch | ours img/s | DataLoader img/s | speed-up | 1-image CPU ms | predict img/s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| model | device | batch | images per measurement | ours img/s | DataLoader img/s | speed-up "
+        "| 1-image CPU ms | predict img/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {r.model} | {r.device} | {r.batch_size} | {r.ours_images_per_s:.0f} | {r.baseline_images_per_s:.0f} "
-              f"| {r.speedup:.1f}x | {r.latency_ms:.2f} | {r.predict_images_per_s:.0f} |" for r in rows]
+    lines += [f"| {r.model} | {r.device} | {r.batch_size} | {r.images_per_measurement} | {r.ours.format()} "
+              f"| {r.baseline.format()} | {r.speedup.format(1, 'x')} | {r.latency_ms:.2f} "
+              f"| {r.predict_images_per_s:.0f} |" for r in rows]
     return "\n".join(lines) + "\n"
