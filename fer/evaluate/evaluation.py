@@ -6,14 +6,11 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from fer.core.labels import EMOTIONS
 from fer.core.params import EvaluateParams
 from fer.core.storage import file_sha256, write_json
 from fer.runtime.checkpoint import load_checkpoint
 from fer.runtime.inference import cpu_latency_ms, predict_probabilities
 
-# Every class is listed in per-class metrics and confusion matrices, even when the test split lacks it.
-CLASS_INDICES = list(range(len(EMOTIONS)))
 # Big per-cell lists that the confusion plot already shows; kept out of the metrics file DVC tabulates.
 CONFUSION_KEYS = ("confusion", "confusion_normalized")
 DECIMALS = 4
@@ -30,14 +27,18 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, n_
     return float(np.abs(gap_per_bin).sum() / len(labels))
 
 
-def classification_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and confusion matrices (raw, row-normalised)."""
+def classification_metrics(labels: np.ndarray, predictions: np.ndarray, classes: list[str]) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and confusion matrices (raw, row-normalised).
+
+    Every class is listed in per-class metrics and confusion matrices, even when the test split lacks it.
+    """
+    indices = list(range(len(classes)))
     precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predictions, labels=CLASS_INDICES, zero_division=0)
+        labels, predictions, labels=indices, zero_division=0)
     per_class = {
-        emotion: {"precision": _round(precision[i]), "recall": _round(recall[i]), "f1": _round(f1[i]),
-                  "support": int(support[i])}
-        for i, emotion in enumerate(EMOTIONS)
+        name: {"precision": _round(precision[i]), "recall": _round(recall[i]), "f1": _round(f1[i]),
+               "support": int(support[i])}
+        for i, name in enumerate(classes)
     }
     # Macro-F1 over the classes that occur (sklearn's default), so a class absent from a small test split
     # does not count as a zero.
@@ -45,10 +46,10 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict:
         "accuracy": _round(accuracy_score(labels, predictions)),
         "macro_f1": _round(f1_score(labels, predictions, average="macro", zero_division=0)),
         "per_class": per_class,
-        "confusion": confusion_matrix(labels, predictions, labels=CLASS_INDICES).tolist(),
+        "confusion": confusion_matrix(labels, predictions, labels=indices).tolist(),
         # Rows of absent classes are 0 rather than NaN (sklearn's normalize="true" does that).
         "confusion_normalized": np.round(
-            confusion_matrix(labels, predictions, labels=CLASS_INDICES, normalize="true"), DECIMALS).tolist(),
+            confusion_matrix(labels, predictions, labels=indices, normalize="true"), DECIMALS).tolist(),
     }
 
 
@@ -68,7 +69,8 @@ def evaluate_checkpoint(checkpoint_path: str | Path, images: np.ndarray, labels:
         "arch": record.arch,
         "checkpoint": str(checkpoint_path),
         "checkpoint_sha256": file_sha256(checkpoint_path),
-        **classification_metrics(labels, predictions),
+        "classes": record.classes,
+        **classification_metrics(labels, predictions, record.classes),
         "ece": _round(expected_calibration_error(probabilities, labels, params.calibration_bins)),
         "params": count_parameters(model),
         "size_bytes": Path(checkpoint_path).stat().st_size,
@@ -77,13 +79,13 @@ def evaluate_checkpoint(checkpoint_path: str | Path, images: np.ndarray, labels:
     return result, predictions
 
 
-def confusion_cells(confusion: list[list[int]]) -> list[dict]:
+def confusion_cells(confusion: list[list[int]], classes: list[str]) -> list[dict]:
     """One {actual, predicted, count} row per cell of the matrix, zeros included, by class name.
 
     The plot templates (.dvc/plots/confusion_*.json) sum the counts, so every class is on both axes even
     when a model never predicts it (per-image records would drop that column).
     """
-    return [{"actual": EMOTIONS[actual], "predicted": EMOTIONS[predicted], "count": count}
+    return [{"actual": classes[actual], "predicted": classes[predicted], "count": count}
             for actual, row in enumerate(confusion) for predicted, count in enumerate(row)]
 
 
@@ -94,7 +96,7 @@ def write_evaluation(result: dict, metrics_path: str | Path, *confusion_paths: s
     their own copy of the cells.
     """
     write_json(metrics_path, {key: value for key, value in result.items() if key not in CONFUSION_KEYS})
-    cells = confusion_cells(result["confusion"])
+    cells = confusion_cells(result["confusion"], result["classes"])
     for path in confusion_paths:
         write_json(path, cells)
 
