@@ -3,6 +3,7 @@ import urllib.error
 import numpy as np
 import pytest
 import timm
+import timm.models._efficientnet_blocks as timm_blocks
 import torch
 import torchvision
 from skimage.data import chelsea
@@ -164,3 +165,24 @@ def test_lite0_pretrained_is_grey_with_a_fresh_head():
     assert model.conv_stem.in_channels == 1
     assert isinstance(model.classifier[-1], nn.Linear) and model.classifier[-1].out_features == 7
     assert (normalization.mean, normalization.std) == MINUS_ONE_TO_ONE
+
+
+@pytest.mark.parametrize("arch", ["efficientnet", "efficientnet_lite0"])
+def test_from_scratch_efficientnets_start_each_residual_block_as_the_identity(arch):
+    residual = (torchvision.models.efficientnet.MBConv, timm_blocks.InvertedResidual,
+                timm_blocks.DepthwiseSeparableConv)
+    model, _ = build_model(arch, num_classes=7, image_size=48)
+    blocks = [m for m in model.modules() if isinstance(m, residual)
+              and getattr(m, "use_res_connect", getattr(m, "has_skip", False))]
+    assert blocks
+    for block in blocks:
+        block.eval()
+        channels = next(m for m in block.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
+        x = torch.randn(2, channels, 6, 6)
+        assert torch.allclose(block(x), x)
+
+
+def test_pretrained_lite0_keeps_its_residual_branches():
+    model, _ = build_model("efficientnet_lite0", num_classes=7, image_size=48, pretrained=True)
+    scales = [m.bn3.weight for m in model.modules() if isinstance(m, timm_blocks.InvertedResidual) and m.has_skip]
+    assert scales and all(scale.abs().sum() > 0 for scale in scales)

@@ -118,12 +118,21 @@ def test_slow_batchnorm_is_scored_like_a_train_mode_pass_not_the_majority_class(
 def test_recomputing_statistics_changes_no_weight_and_keeps_the_momentum():
     model, spec = _slow_batchnorm_cnn()
     weights = {k: v.clone() for k, v in model.named_parameters()}
-    recompute_batchnorm_statistics(model.eval(), torch.randint(0, 256, (64, 32, 32), dtype=torch.uint8), spec, 16)
+    images = torch.randint(0, 256, (65, 32, 32), dtype=torch.uint8)
+    assert recompute_batchnorm_statistics(model.eval(), images, spec) == 4
     assert not model.training
     assert all(torch.equal(weights[k], v) for k, v in model.named_parameters())
     layers = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    assert all(m.momentum == 0.01 and m.num_batches_tracked == 4 for m in layers)
-    assert all(not torch.equal(m.running_var, torch.ones_like(m.running_var)) for m in layers)
+    assert all(m.momentum == 0.01 and m.num_batches_tracked == 1 for m in layers)
+    # the first layer's statistics are those of the batch itself (a plain average, not an exponential one)
+    with torch.no_grad():
+        conv_out = model[0](model_input(images, spec))
+    assert torch.allclose(layers[0].running_mean, conv_out.mean(dim=(0, 2, 3)), atol=1e-4)
+
+
+def test_a_model_without_batchnorm_is_left_alone():
+    model, spec = build_model("vit", 7, 48, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2)
+    assert recompute_batchnorm_statistics(model, torch.zeros(4, 48, 48, dtype=torch.uint8), spec) == 0
 
 
 def test_weight_decay_spares_norm_scales_and_biases():

@@ -73,6 +73,7 @@ class TrainParams(_Section):
     warmup_fraction: float = Field(ge=0, lt=1)  # share of all optimizer steps spent warming the lr up
     patience: int = Field(ge=1)  # epochs without a better val accuracy before stopping early
     max_train_images: int = Field(ge=0)  # 0 = all; caps per-epoch work for slow models on a CPU
+    bn_recompute_images: int = Field(ge=-1)  # precise-BN sample before each validation: 0 = all, -1 = off
     augment: AugmentParams
 
 

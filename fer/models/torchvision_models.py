@@ -1,5 +1,6 @@
 """ImageNet architectures from torchvision (resnet18, MobileNetV3-small, EfficientNet-B0) adapted to grey input."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torchvision
@@ -20,6 +21,18 @@ class TorchvisionArch:
     head: str  # attribute path of the final Linear
     # mobilenet and efficientnet carry their own dropout before the head: zero it so `dropout` is the one knob
     constructor_kwargs: dict = field(default_factory=dict)
+    scratch_init: Callable[[nn.Module], None] | None = None  # applied to a randomly initialised model
+
+
+def zero_init_residual_branches(model: nn.Module) -> None:
+    """Start every residual MBConv block of a from-scratch EfficientNet as the identity by zeroing the scale of
+    the BatchNorm that ends its branch (Goyal et al. 2017; torchvision's zero_init_residual for ResNets). With
+    torchvision's init, B0's residual blocks each add a unit-variance branch to the sum and a few hundred CPU
+    steps never get past predicting the class prior (measured: 0.25 test accuracy after 2 epochs of 1600
+    images, 0.38 with this)."""
+    for block in model.modules():
+        if isinstance(block, torchvision.models.efficientnet.MBConv) and block.use_res_connect:
+            nn.init.zeros_(block.block[-1][1].weight)
 
 
 TORCHVISION_ARCHS = {
@@ -28,7 +41,8 @@ TORCHVISION_ARCHS = {
         "mobilenet_v3_small", stem="features.0.0", head="classifier.3", constructor_kwargs={"dropout": 0.0}
     ),
     "efficientnet": TorchvisionArch(
-        "efficientnet_b0", stem="features.0.0", head="classifier.1", constructor_kwargs={"dropout": 0.0}
+        "efficientnet_b0", stem="features.0.0", head="classifier.1", constructor_kwargs={"dropout": 0.0},
+        scratch_init=zero_init_residual_branches,
     ),
 }
 
@@ -40,6 +54,8 @@ def _builder(arch: str):
         # convolutional and globally pooled: any image_size works, so it needs no adapting here
         check_options(arch, options, allowed=())
         model = _imagenet_model(arch, spec, pretrained)
+        if not pretrained and spec.scratch_init is not None:
+            spec.scratch_init(model)
         make_grey(model.get_submodule(spec.stem))
         fresh_head(model, spec.head, num_classes, dropout)
         return model, IMAGENET_GREY if pretrained else FROM_SCRATCH

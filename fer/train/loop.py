@@ -15,7 +15,7 @@ from fer.runtime.device import autocast, clock
 from fer.runtime.inference import predict_logits
 from fer.runtime.inputs import batch_indices, model_input
 from fer.train.augment import augment
-from fer.train.batchnorm import recompute_batchnorm_statistics
+from fer.train.batchnorm import batchnorm_layers, recompute_batchnorm_statistics
 
 
 @dataclass
@@ -28,6 +28,7 @@ class EpochLog:
     lr: float
     seconds: float
     images_per_second: float
+    bn_seconds: float  # the BatchNorm re-estimate before validation, not in `seconds`
 
 
 @dataclass
@@ -58,8 +59,7 @@ def _optimizer(model: torch.nn.Module, cfg: TrainParams) -> torch.optim.Optimize
 def _schedule(optimizer, cfg: TrainParams, steps_per_epoch: int):
     """Linear warm-up over warmup_fraction of all steps, then cosine decay to zero, stepped every batch."""
     total = cfg.epochs * steps_per_epoch
-    warmup = round(cfg.warmup_fraction * total)
-    total = max(total, warmup + 1)
+    warmup = min(round(cfg.warmup_fraction * total), total - 1)
 
     def factor(step: int) -> float:
         if step < warmup:
@@ -105,6 +105,14 @@ def fit(model: torch.nn.Module, spec: InputSpec, num_classes: int, train: tuple[
     loss_fn = _loss_fn(labels, num_classes, cfg)
     eval_loss = torch.nn.CrossEntropyLoss()
 
+    # The BatchNorm re-estimate sees a fixed, un-augmented sample of the train split, capped because the pass
+    # costs about a tenth of a training step per image (measured on CPU); 0 = the whole split, -1 = off.
+    bn_sample = None
+    if cfg.bn_recompute_images >= 0 and batchnorm_layers(model):
+        pick = _subset(len(images), cfg.bn_recompute_images, torch.Generator(device=device).manual_seed(seed + 1),
+                       device)
+        bn_sample = images if pick is None else images[pick]
+
     result = FitResult(best_state={}, best_epoch=0, best_val_acc=-1.0)
     progress = tqdm(range(1, cfg.epochs + 1), desc=desc, unit="epoch", disable=None)
     for epoch in progress:
@@ -130,7 +138,10 @@ def fit(model: torch.nn.Module, spec: InputSpec, num_classes: int, train: tuple[
         seconds = clock(device) - start
         n = len(epoch_images)
 
-        recompute_batchnorm_statistics(model, images, spec, cfg.batch_size)
+        bn_start = clock(device)
+        if bn_sample is not None:
+            recompute_batchnorm_statistics(model, bn_sample, spec)
+        bn_seconds = clock(device) - bn_start
         val_logits = predict_logits(model, val[0], spec)
         log = EpochLog(
             epoch=epoch,
@@ -141,6 +152,7 @@ def fit(model: torch.nn.Module, spec: InputSpec, num_classes: int, train: tuple[
             lr=optimizer.param_groups[0]["lr"],
             seconds=seconds,
             images_per_second=n / seconds,
+            bn_seconds=bn_seconds,
         )
         result.history.append(log)
         progress.set_postfix(loss=f"{log.train_loss:.3f}", val_acc=f"{log.val_acc:.3f}")

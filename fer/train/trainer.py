@@ -26,6 +26,7 @@ def dvclive_logger(live: Live):
         live.log_metric("lr", log.lr)
         live.log_metric("speed/epoch_seconds", log.seconds)
         live.log_metric("speed/images_per_second", log.images_per_second)
+        live.log_metric("speed/bn_seconds", log.bn_seconds)
         live.next_step()
 
     return log_epoch
