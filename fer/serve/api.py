@@ -6,7 +6,8 @@ from typing import Annotated
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from fer.data.photos import BadPhoto, decode_photo
+from fer.core.errors import FerError, one_line
+from fer.data.photos import decode_photo
 from fer.serve.predict import Predictor
 from fer.serve.prediction_log import PredictionLog
 
@@ -27,9 +28,10 @@ def create_app(predictor: Predictor, card: dict, log: PredictionLog | None = Non
             return JSONResponse({"detail": f"upload of {declared} bytes is over the {max_bytes}-byte limit"}, 413)
         return await call_next(request)
 
-    @app.exception_handler(BadPhoto)
-    async def bad_photo(_request: Request, err: BadPhoto):
-        return JSONResponse({"detail": str(err)}, status_code=err.status)
+    @app.exception_handler(FerError)
+    async def refused(_request: Request, err: FerError):
+        # A BadPhoto is the client's (4xx); any other FerError, such as NaN outputs, is the server's.
+        return JSONResponse({"detail": one_line(err)}, status_code=getattr(err, "status", 500))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def upload_page() -> str:

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fer.core.errors import FerError
 from fer.core.params import AlignParams, PredictParams
 from fer.core.storage import file_sha256
 from fer.data.faces import align_face, detect_faces
@@ -37,8 +38,11 @@ class FacePrediction:
 
 
 class Predictor:
-    def __init__(self, checkpoint: str | Path, align: AlignParams, settings: PredictParams):
-        self.model, self.record = load_checkpoint(checkpoint)
+    def __init__(self, checkpoint: str | Path, align: AlignParams, settings: PredictParams,
+                 expected_sha256: str | None = None):
+        """expected_sha256: the hash a stage recorded for the file (fer.evaluate.provenance); it must match."""
+        self.model, self.record = load_checkpoint(checkpoint, expected_sha256=expected_sha256)
+        self.checkpoint = Path(checkpoint)
         self.checkpoint_sha256 = file_sha256(checkpoint)
         self.align = align
         self.settings = settings
@@ -61,6 +65,8 @@ class Predictor:
             raise BadPhoto(f"{name}: no face found (faces of at least {smallest} px are looked for)", 422)
         crops = np.stack([align_face(grey, face, self.align.size, self.align.margin) for face in faces])
         probabilities = predict_probabilities(self.model, torch.from_numpy(crops), self.record.input_spec)
+        if not np.isfinite(probabilities).all():  # never an emotion with null probabilities
+            raise FerError(f"{self.checkpoint}: the model gave NaN or inf probabilities for {name}; refusing them")
         stats = image_stats(crops)
         return [
             FacePrediction(
