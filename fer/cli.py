@@ -79,7 +79,8 @@ def _predict(args) -> None:
     results, failed = [], 0
     for photo in args.photos:
         try:
-            faces = predictor.predict(read_photo(photo, **predictor.limits), photo)
+            decoded = read_photo(photo, **predictor.limits)
+            faces = predictor.predict(decoded.grey, photo, decoded.scale)
         except BadPhoto as err:
             print(f"error: {err}", file=sys.stderr)
             failed += 1

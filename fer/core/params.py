@@ -146,6 +146,8 @@ class PredictParams(_Section):
     min_face_fraction: float = Field(ge=0.0, le=1.0)
     max_upload_mb: float = Field(gt=0)
     max_megapixels: float = Field(gt=0)  # the decompression-bomb limit, checked before decoding
+    max_side: int = Field(ge=64)  # photos are decoded at most this large: faces are >= min_face_fraction of it
+    max_decodes: int = Field(ge=1)  # photos fer serve decodes at once
 
 
 class Params(_Section):

@@ -7,16 +7,16 @@ colour); a folder holding one such csv; a zip of any of these, possibly wrapped 
 
 import math
 import tempfile
-import warnings
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageOps
+from PIL import Image
 
 from fer.core.errors import FerError, one_line
 from fer.core.labels import EMOTIONS, label_of
+from fer.data.photos import BadPhoto, Decoded, decode_image
 from fer.data.rawdata import RawDataset
 
 # No face photo needs more pixels than this: larger images are counted skips, refused from the header before
@@ -24,7 +24,9 @@ from fer.data.rawdata import RawDataset
 # PIL's process-wide Image.MAX_IMAGE_PIXELS, which would change every other reader in the process.)
 MAX_IMAGE_PIXELS = 40_000_000
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+# Every suffix PIL knows (.jfif and .avif included): such a file is read, or counted as a skip if it cannot be;
+# other files (notes.txt, Thumbs.db) are not images and are passed over.
+IMAGE_SUFFIXES = frozenset(Image.registered_extensions())
 
 # Split names as they appear in csv Usage columns and as split folders, lower-cased.
 USAGE_NAMES = {
@@ -82,7 +84,7 @@ class FolderReader:
     def __init__(self, root: Path, shown_as: str, max_side: int):
         self.root, self.shown_as, self.max_side = root, shown_as, max_side
         self.images, self.labels, self.usage, self.source = [], [], [], []
-        self.skipped = 0
+        self.skipped = self.sixteen_bit = 0
 
     def read(self) -> RawDataset:
         return self.read_layout(self.root)
@@ -110,7 +112,7 @@ class FolderReader:
         raise FerError(f"{self.shown(folder)}: no FER data found{several}; expected {LAYOUTS}")
 
     def collected(self) -> RawDataset:
-        return RawDataset(self.images, self.labels, self.usage, self.source, self.skipped)
+        return RawDataset(self.images, self.labels, self.usage, self.source, self.skipped, self.sixteen_bit)
 
     def read_splits(self, folder: Path, subdirs: list[Path]) -> None:
         for split in subdirs:
@@ -131,11 +133,12 @@ class FolderReader:
                     self.add_image(file, label, usage)
 
     def add_image(self, file: Path, label: int, usage: str) -> None:
-        image = load_grey(file, self.max_side)
-        if image is None:
+        decoded = load_grey(file, self.max_side)
+        if decoded is None:
             self.skipped += 1
             return
-        self.images.append(image)
+        self.sixteen_bit += decoded.bits == 16
+        self.images.append(decoded.grey)
         self.labels.append(label)
         self.usage.append(usage)
         self.source.append(self.shown(file))
@@ -146,21 +149,12 @@ def visible_children(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.startswith((".", "__MACOSX")))
 
 
-def load_grey(file: Path, max_side: int) -> np.ndarray | None:
+def load_grey(file: Path, max_side: int) -> Decoded | None:
     """The image as grey uint8 with its longer side at most max_side; None if it cannot be decoded."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(file) as img:
-                if img.width * img.height > MAX_IMAGE_PIXELS:
-                    return None
-                img.draft("L", (max_side, max_side))  # JPEG only: decode grey and pre-shrunk, much faster
-                ImageOps.exif_transpose(img, in_place=True)  # phone photos are often stored sideways
-                grey = img.convert("L")
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return decode_image(file, str(file), MAX_IMAGE_PIXELS, max_side)
+    except BadPhoto:
         return None
-    grey.thumbnail((max_side, max_side))  # keeps the aspect ratio and never enlarges
-    return np.asarray(grey, dtype=np.uint8)
 
 
 def read_csv(file: Path, shown_as: str) -> RawDataset:
