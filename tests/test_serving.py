@@ -391,6 +391,29 @@ def test_drift_without_a_log_is_one_clear_line(tmp_path, tiny_split, capsys):
     assert "none.sqlite: no prediction log" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("content, problem", [(b"not sqlite at all", "file is not a database"),
+                                              (b"", "no such table")])
+def test_drift_on_a_log_that_is_not_one_is_one_line_and_leaves_it_alone(tmp_path, tiny_split, content, problem,
+                                                                        capsys):
+    log = tmp_path / "log.sqlite"
+    log.write_bytes(content)
+    with pytest.raises(SystemExit):
+        main(["drift", "--log", str(log), "--split", str(tiny_split), "--out", str(tmp_path / "drift")])
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and f"{log}: not a prediction log ({problem}" in err
+    assert log.read_bytes() == content  # not turned into a database
+
+
+def test_drift_without_a_split_is_one_line(tmp_path, tiny_split, capsys):
+    log = PredictionLog(tmp_path / "log.sqlite")
+    log.record("mlp", [FacePrediction((0, 0, 48, 48), 1.0, {"happy": 1.0},
+                                      {"brightness": 0.5, "contrast": 0.2, "sharpness": 3.0}).log_row()])
+    with pytest.raises(SystemExit):
+        main(["drift", "--log", str(tmp_path / "log.sqlite"), "--split", str(tmp_path / "none")])
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "none/train/images.npy: missing" in err
+
+
 def test_batched_sharpness_matches_opencvs_laplacian():
     faces = np.random.default_rng(0).integers(0, 256, size=(5, 48, 40), dtype=np.uint8)
     expected = [cv2.Laplacian(face, cv2.CV_64F).var() for face in faces]
