@@ -309,3 +309,17 @@ def test_jfif_is_read_and_an_unreadable_avif_is_counted(tmp_path):
     (tmp_path / "happy" / "broken.avif").write_bytes(b"\0\0\0\x1cftypavif not really")
     ds = read_local(tmp_path, "folder")
     assert len(ds) == 1 and ds.skipped == 1
+
+
+def test_a_zip_bomb_is_refused_from_its_directory_and_nothing_is_extracted(tmp_path, monkeypatch):
+    scratch = tmp_path / "temp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where an extraction would land
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("happy/0.png", png_bytes())
+        zf.writestr("happy/huge.png", bytes(64 * 2**20))  # 64 MB of zeros in ~64 kB
+    with pytest.raises(FerError, match=r"bomb.zip: member happy/huge.png expands 67108864 bytes from \d+, over 100x"):
+        read_local(archive, "zip")
+    assert list(scratch.iterdir()) == []
+
