@@ -82,10 +82,12 @@ def _report(args) -> None:
 
 
 def _predictor(args):
+    from fer.evaluate.provenance import recorded_sha256
     from fer.serve.predict import Predictor
 
     params = load_params(args.params)
-    return Predictor(args.model, params.align, params.predict)
+    expected = recorded_sha256(args.model, args.champion_record, PATHS.evaluations)
+    return Predictor(args.model, params.align, params.predict, expected)
 
 
 def _predict(args) -> None:
@@ -97,7 +99,8 @@ def _predict(args) -> None:
     results, failed = [], 0
     for photo in args.photos:
         try:
-            faces = predictor.predict(read_photo(photo, **predictor.limits), photo)
+            decoded = read_photo(photo, **predictor.limits)
+            faces = predictor.predict(decoded.grey, photo, decoded.scale)
         except BadPhoto as err:
             print(f"error: {err}", file=sys.stderr)
             failed += 1
@@ -109,7 +112,7 @@ def _predict(args) -> None:
                 for emotion, p in sorted(face.probabilities.items(), key=lambda kv: -kv[1]):
                     print(f"  {emotion:<9} {p:6.1%}  {'#' * round(40 * p)}")
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps(results, indent=2, allow_nan=False))  # strict JSON: Predictor refuses NaN
     if failed:
         sys.exit(1)
 
@@ -149,7 +152,8 @@ def _profile(args) -> None:
 def _add_model_arguments(command: argparse.ArgumentParser, run) -> None:
     command.add_argument("--model", default=str(PATHS.champion), help="checkpoint (default: the champion)")
     command.add_argument("--champion-record", default=str(PATHS.champion_record),
-                         help="the compare stage's champion record (its test metrics)")
+                         help="the compare stage's champion record (its test metrics, and the sha256 the "
+                         "checkpoint must have)")
     command.add_argument("--params", default=PARAMS_FILE, help="its align and predict sections")
     command.set_defaults(run=run)
 

@@ -24,6 +24,7 @@ def main():
         "source": params.data.source,
         "images": len(dataset),
         "skipped": dataset.skipped,
+        "sixteen_bit": dataset.sixteen_bit,
         "classes": class_counts(dataset.labels),
     })
 

@@ -64,6 +64,19 @@ def test_bad_params_give_one_line_naming_the_key(patch, key, hint):
     assert key in message and hint in message
 
 
+@pytest.mark.parametrize("path", ["/home/me/fer2013.csv", "../fer2013.csv", "data/../fer2013.csv", "database.csv"])
+def test_local_data_outside_the_data_folder_is_refused(path):
+    with pytest.raises(FerError) as err:
+        parse_params(merge_patch(REPO_RAW, {"data": {"source": "csv", "path": path}}), "params.yaml")
+    message = str(err.value)
+    assert "\n" not in message and f"data.path: {path} is outside data/" in message and "cp -r" in message
+
+
+@pytest.mark.parametrize("path", ["data", "data/fer2013.csv", "data/sub/../fer2013.zip"])
+def test_local_data_inside_the_data_folder_is_accepted(path):
+    assert parse_params(merge_patch(REPO_RAW, {"data": {"source": "zip", "path": path}})).data.path == path
+
+
 def test_missing_malformed_and_duplicated_files(tmp_path):
     with pytest.raises(FerError, match="not found"):
         load_params(tmp_path / "nope.yaml")

@@ -91,6 +91,21 @@ def test_default_pipeline_end_to_end_is_cached_reproducible_and_selective(tmp_pa
     _repro(repo)
     assert "Data and pipelines are up to date." in _repro(repo)
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    # A bad value stops the run at the validate stage, before any stage has deleted its outputs.
+    kept = {p: p.read_bytes() for folder in ("outputs", "metrics") for p in (repo / folder).rglob("*")
+            if p.is_file() and p.name != "params_valid.txt"}
+    good_params = (repo / "params.yaml").read_text()
+    for bad in ({"train": {"lr": -1}}, {"models": {"cnn": {"arch": "alexnet"}}},
+                {"data": {"source": "csv", "path": "/etc/fer.csv"}}):
+        params = yaml.safe_load(good_params)
+        for section, values in bad.items():
+            params[section] = {**params[section], **values}
+        (repo / "params.yaml").write_text(yaml.safe_dump(params))
+        failed = _run(["dvc", "repro"], repo)
+        assert failed.returncode != 0 and "error: params.yaml: " in failed.stderr, failed.stderr
+        assert {p: p.read_bytes() for p in kept} == kept
+    (repo / "params.yaml").write_text(good_params)
+    assert "Running stage 'fetch'" not in _repro(repo)  # only the validate mark was re-made
     # Editing a library module marks exactly the stages that run it as changed, and nothing else.
     for module, expected in (("fer/data/splitting.py", {"fetch", "align", "split", "train@cnn", "tune"}),
                              ("fer/runtime/inference.py", {"train@mlp", "evaluate@cnn", "evaluate_tuned"})):
@@ -195,7 +210,9 @@ def test_bad_source_fails_in_one_line_without_leaving_outputs(tmp_path):
     result = _run(["dvc", "repro", "split"], repo)
     assert result.returncode != 0
     assert "error: " in result.stderr and "fer2013.csv" in result.stderr
-    assert not (repo / "outputs").exists() or not any((repo / "outputs").iterdir())
+    # Only the validate stage's mark, which ran before the failing fetch.
+    assert not (repo / "outputs").exists() or {p.name for p in (repo / "outputs").iterdir()} <= {"params_valid.txt",
+                                                                                         ".gitignore"}
 
 
 @pytest.fixture

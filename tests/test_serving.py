@@ -4,11 +4,13 @@ import contextlib
 import io
 import json
 import os
+import select
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -25,7 +27,7 @@ from fer.core.labels import EMOTIONS
 from fer.core.params import ModelParams, load_params
 from fer.data.datasets import load_split
 from fer.data.image_stats import image_stats, laplacian_variance
-from fer.data.photos import BadPhoto, decode_photo
+from fer.data.photos import BadPhoto, decode_photo, read_photo
 from fer.evaluate.champion import promote_champion
 from fer.evaluate.evaluation import evaluate_checkpoint
 from fer.evaluate.leaderboard import build_leaderboard
@@ -100,7 +102,7 @@ def test_decompression_bomb_is_refused_before_decoding():
     Image.new("L", (3000, 3000)).save(buffer, format="PNG")  # 9 MP in a few kB
     assert len(buffer.getvalue()) < 100_000
     with pytest.raises(BadPhoto, match="3000x3000 pixels is over") as refused:
-        decode_photo(buffer.getvalue(), "bomb.png", max_bytes=2**20, max_pixels=4_000_000)
+        decode_photo(buffer.getvalue(), "bomb.png", max_bytes=2**20, max_pixels=4_000_000, max_side=1024)
     assert refused.value.status == 413
 
 
@@ -110,12 +112,56 @@ def test_exif_orientation_is_applied():
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", exif=exif)
-    assert decode_photo(buffer.getvalue(), "phone.jpg", max_bytes=2**20, max_pixels=10**6).shape == (40, 20)
+    photo = decode_photo(buffer.getvalue(), "phone.jpg", max_bytes=2**20, max_pixels=10**6, max_side=1024)
+    assert photo.grey.shape == (40, 20)
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_16_bit_photo_is_decoded_by_its_depth_not_clipped_white(tiny_checkpoint, tmp_path, capsys):
+    grey = np.asarray(Image.fromarray(skdata.astronaut()).convert("L"), np.uint16)
+    (tmp_path / "deep.png").write_bytes(_png(Image.fromarray(grey * 257)))  # 16-bit grey PNG
+    main(["predict", "--json", "--model", str(tiny_checkpoint), str(tmp_path / "deep.png")])
+    [result] = json.loads(capsys.readouterr().out)
+    _probabilities_of_one_face(result["faces"])
+
+
+def test_a_large_jpeg_is_decoded_shrunk_and_its_boxes_stay_in_photo_pixels(tiny_checkpoint, tmp_path, capsys):
+    big = Image.fromarray(skdata.astronaut()).resize((2048, 2048))
+    (tmp_path / "big.jpg").write_bytes(_jpeg(np.asarray(big)))
+    photo = decode_photo((tmp_path / "big.jpg").read_bytes(), "big.jpg", max_bytes=2**24, max_pixels=10**7,
+                         max_side=512)
+    assert photo.grey.shape == (512, 512) and photo.scale == 4
+    main(["predict", "--json", "--model", str(tiny_checkpoint), str(tmp_path / "big.jpg")])
+    [result] = json.loads(capsys.readouterr().out)
+    x, y, w, h = result["faces"][0]["box"]
+    assert 600 < x + w / 2 < 1040 and 240 < y + h / 2 < 720  # her face, in the 2048-pixel photo's coordinates
+
+
+def test_a_photo_file_over_the_limit_is_refused_before_it_is_read(tmp_path):
+    huge = tmp_path / "huge.jpg"
+    with open(huge, "wb") as f:
+        f.truncate(2**40)  # a sparse 1 TB file: reading it whole would never finish
+    with pytest.raises(BadPhoto, match="1099511627776 bytes is over") as refused:
+        read_photo(huge, max_bytes=2**20, max_pixels=10**6, max_side=1024)
+    assert refused.value.status == 413
+
+
+def test_a_bomb_over_pils_own_limit_is_413_not_415():
+    buffer = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(buffer, format="PNG")  # 400 MP: PIL itself refuses it on open
+    with pytest.raises(BadPhoto) as refused:
+        decode_photo(buffer.getvalue(), "bomb.png", max_bytes=2**22, max_pixels=10**9, max_side=1024)
+    assert refused.value.status == 413
 
 
 @contextlib.contextmanager
-def _serving(checkpoint, params_file, log, champion_record):
-    """The real `fer serve` (uvicorn) on a free port of 127.0.0.1; yields its base URL."""
+def _serving(checkpoint, params_file, log, champion_record, with_pid=False):
+    """The real `fer serve` (uvicorn) on a free port of 127.0.0.1; yields its base URL (and its pid)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -135,7 +181,7 @@ def _serving(checkpoint, params_file, log, champion_record):
         assert time.monotonic() < deadline, "fer serve did not answer /health"
         time.sleep(0.3)
     try:
-        yield url
+        yield (url, process.pid) if with_pid else url
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -147,6 +193,13 @@ def server(tiny_checkpoint, params_file, tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
     with _serving(tiny_checkpoint, params_file, root / "predictions.sqlite", root / "no-champion.json") as url:
         yield url, root / "predictions.sqlite"
+
+
+@pytest.fixture
+def server_with_pid(tiny_checkpoint, params_file, tmp_path):
+    """A server of its own, so that its peak memory is this test's alone."""
+    with _serving(tiny_checkpoint, params_file, "", tmp_path / "no-champion.json", with_pid=True) as served:
+        yield served
 
 
 def _upload(url: str, name: str, content: bytes, kind: str = "image/jpeg") -> httpx.Response:
@@ -217,6 +270,50 @@ def test_server_refuses_bad_uploads_with_a_4xx_and_a_message(server, name, conte
     assert response.status_code == status
     assert message in response.json()["detail"]
     assert len(PredictionLog(log).frame()) == before
+
+
+def test_a_chunked_upload_is_stopped_at_the_limit_not_read_whole(server):
+    url, _ = server
+    host, port = url.removeprefix("http://").split(":")
+    chunk = b"x" * 65536
+    sent = 0
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                           b"Content-Type: multipart/form-data; boundary=b\r\n\r\n")
+        part = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'
+        connection.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+        with contextlib.suppress(OSError):  # the server may close the connection once it has answered
+            while sent < 300 * 2**20 and not select.select([connection], [], [], 0)[0]:
+                connection.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+        answer = connection.recv(4096).decode(errors="replace")
+    assert answer.startswith("HTTP/1.1 413"), answer
+    assert sent < 32 * UPLOAD_LIMIT_MB * 2**20  # answered as the limit passed (plus socket buffers), not at 300 MB
+
+
+def test_a_missing_file_field_is_one_line(server):
+    url, _ = server
+    response = httpx.post(f"{url}/predict", files={"photo": ("a.jpg", b"x", "image/jpeg")}, timeout=30)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and "file" in detail and "\n" not in detail
+
+
+def _peak_memory_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+
+def test_concurrent_near_limit_pngs_do_not_pin_memory(server_with_pid):
+    url, pid = server_with_pid
+    # Flat RGBA PNGs of a few kB, each just under the 4-megapixel limit: ~16 MB each once decoded.
+    png = _png(Image.new("RGBA", (1990, 1990), (120, 130, 140, 255)))
+    _upload(url, "warmup.png", png, "image/png")
+    before = _peak_memory_mb(pid)
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda i: _upload(url, f"{i}.png", png, "image/png").status_code, range(8)))
+    assert statuses == [422] * 8  # decoded, no face in them
+    assert _peak_memory_mb(pid) - before < 80  # at most max_decodes (2) full decodes at once
 
 
 def _chromium_driver(tmp_path):
@@ -292,6 +389,29 @@ def test_drift_without_a_log_is_one_clear_line(tmp_path, tiny_split, capsys):
     with pytest.raises(SystemExit):
         main(["drift", "--log", str(tmp_path / "none.sqlite"), "--split", str(tiny_split)])
     assert "none.sqlite: no prediction log" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, problem", [(b"not sqlite at all", "file is not a database"),
+                                              (b"", "no such table")])
+def test_drift_on_a_log_that_is_not_one_is_one_line_and_leaves_it_alone(tmp_path, tiny_split, content, problem,
+                                                                        capsys):
+    log = tmp_path / "log.sqlite"
+    log.write_bytes(content)
+    with pytest.raises(SystemExit):
+        main(["drift", "--log", str(log), "--split", str(tiny_split), "--out", str(tmp_path / "drift")])
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and f"{log}: not a prediction log ({problem}" in err
+    assert log.read_bytes() == content  # not turned into a database
+
+
+def test_drift_without_a_split_is_one_line(tmp_path, tiny_split, capsys):
+    log = PredictionLog(tmp_path / "log.sqlite")
+    log.record("mlp", [FacePrediction((0, 0, 48, 48), 1.0, {"happy": 1.0},
+                                      {"brightness": 0.5, "contrast": 0.2, "sharpness": 3.0}).log_row()])
+    with pytest.raises(SystemExit):
+        main(["drift", "--log", str(tmp_path / "log.sqlite"), "--split", str(tmp_path / "none")])
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "none/train/images.npy: missing" in err
 
 
 def test_batched_sharpness_matches_opencvs_laplacian():

@@ -291,3 +291,35 @@ def test_kaggle_offline_gives_one_actionable_error(monkeypatch, kagglehub):
     message = str(caught.value)
     assert "someone/faces" in message and "Failed to resolve" in message and "more detail" not in message
     assert "KAGGLE_USERNAME" in message and "data.source" in message
+
+
+def test_sixteen_bit_images_are_scaled_by_their_depth_and_counted(tmp_path):
+    (tmp_path / "happy").mkdir()
+    Image.fromarray(np.full((48, 48), 30000, np.uint16)).save(tmp_path / "happy" / "deep.png")  # 16-bit grey
+    save_image(tmp_path / "happy" / "plain.png", (48, 48))
+    ds = read_local(tmp_path, "folder")
+    deep = ds.images[ds.source.index(f"{tmp_path}/happy/deep.png")]
+    assert (deep == round(30000 / 257)).all()  # not clipped to white
+    assert ds.sixteen_bit == 1 and ds.skipped == 0
+
+
+def test_jfif_is_read_and_an_unreadable_avif_is_counted(tmp_path):
+    (tmp_path / "happy").mkdir()
+    save_image(tmp_path / "happy" / "photo.jfif", (48, 48), fmt="JPEG")
+    (tmp_path / "happy" / "broken.avif").write_bytes(b"\0\0\0\x1cftypavif not really")
+    ds = read_local(tmp_path, "folder")
+    assert len(ds) == 1 and ds.skipped == 1
+
+
+def test_a_zip_bomb_is_refused_from_its_directory_and_nothing_is_extracted(tmp_path, monkeypatch):
+    scratch = tmp_path / "temp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where an extraction would land
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("happy/0.png", png_bytes())
+        zf.writestr("happy/huge.png", bytes(64 * 2**20))  # 64 MB of zeros in ~64 kB
+    with pytest.raises(FerError, match=r"bomb.zip: member happy/huge.png expands 67108864 bytes from \d+, over 100x"):
+        read_local(archive, "zip")
+    assert list(scratch.iterdir()) == []
+

@@ -5,6 +5,7 @@ key is an error naming it rather than a second, silently different default. (Per
 search space are the exception: there, leaving a key out means "keep the shared value".)
 """
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -13,12 +14,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from fer.core.archs import ARCHS
 from fer.core.errors import FerError
+from fer.core.paths import PATHS
 
 PARAMS_FILE = "params.yaml"
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+LOCAL_SOURCES = ("csv", "folder", "zip")
+
+
+def _inside(path: str, folder: Path) -> bool:
+    """Is `path` (relative to the repository root) `folder` or under it, after resolving any `..`?"""
+    normal = Path(os.path.normpath(path))
+    return not normal.is_absolute() and (normal == folder or folder in normal.parents)
 
 
 class DataParams(_Section):
@@ -147,6 +158,8 @@ class PredictParams(_Section):
     min_face_fraction: float = Field(ge=0.0, le=1.0)
     max_upload_mb: float = Field(gt=0)
     max_megapixels: float = Field(gt=0)  # the decompression-bomb limit, checked before decoding
+    max_side: int = Field(ge=64)  # photos are decoded at most this large: faces are >= min_face_fraction of it
+    max_decodes: int = Field(ge=1)  # photos fer serve decodes at once
 
 
 class Params(_Section):
@@ -169,6 +182,11 @@ class Params(_Section):
             raise ValueError("split.val + split.test must leave at least 10% for training")
         if self.models and self.model not in self.models:
             raise ValueError(f"model {self.model!r} is not in models; valid names: {', '.join(self.models)}")
+        if self.data.source in LOCAL_SOURCES and not _inside(self.data.path, PATHS.data):
+            # fetch depends on the data folder only: a file elsewhere could change with `dvc status` clean.
+            raise ValueError(f"data.path: {self.data.path} is outside {PATHS.data}/, the only data the fetch stage "
+                             f"tracks; copy it in (cp -r {self.data.path} {PATHS.data}/), point data.path at the "
+                             "copy and `dvc add data`")
         return self
 
     def train_config(self, name: str) -> TrainParams:

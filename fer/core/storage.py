@@ -1,6 +1,7 @@
 """Write stage outputs so that a crash never leaves a half-written file or folder behind."""
 
 import contextlib
+import ctypes
 import hashlib
 import json
 import os
@@ -20,15 +21,48 @@ def atomic_path(target: str | os.PathLike, suffix: str = ""):
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    _remove_stale_temps(target)
+    # The writer's pid in the name tells a later run whether this temp folder is still someone's.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
     tmp_target = tmp / (target.name + suffix)
     try:
         yield tmp_target
         if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        os.replace(tmp_target, target)
+            # A folder cannot be renamed over a full one: swap the two instead, so that the target is never
+            # missing; the old folder then goes with tmp.
+            if not _exchange(tmp_target, target):
+                os.replace(target, tmp / ".replaced")
+                os.replace(tmp_target, target)
+        else:
+            os.replace(tmp_target, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_stale_temps(target: Path) -> None:
+    """Temp folders beside target left by a writer that was killed (its pid is gone, or it predates pids)."""
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        pid = stale.name.removeprefix(f".{target.name}.").split(".")[0]
+        if not (pid.isdigit() and _alive(int(pid))):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        pass
+    return True
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where that is not available."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2 is not None and renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b),
+                                               rename_exchange) == 0
 
 
 def write_json(path: str | os.PathLike, data) -> None:

@@ -32,6 +32,7 @@ class RawDataset:
     usage: list
     source: list
     skipped: int = 0
+    sixteen_bit: int = 0  # images read from 16-bit samples, scaled to 8 bits by their real depth
 
     def __post_init__(self):
         n = len(self.images)

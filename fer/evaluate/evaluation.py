@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
+from fer.core.errors import FerError
+from fer.core.labels import EMOTIONS
 from fer.core.params import EvaluateParams
 from fer.core.storage import file_sha256, write_json
 from fer.runtime.checkpoint import load_checkpoint
@@ -61,6 +63,9 @@ def evaluate_checkpoint(checkpoint_path: str | Path, images: np.ndarray, labels:
                         params: EvaluateParams, device: str | torch.device = "cpu") -> tuple[dict, np.ndarray]:
     """(JSON-ready result, predicted labels (N,)) of a checkpoint on uint8 images (N, H, W) and their labels."""
     model, record = load_checkpoint(checkpoint_path, device)
+    if record.classes != list(EMOTIONS):  # the split's labels index EMOTIONS
+        raise FerError(f"{checkpoint_path}: classes {', '.join(record.classes)} are not the dataset's "
+                       f"{', '.join(EMOTIONS)}; expected a checkpoint trained on this pipeline's split")
     images_tensor = torch.from_numpy(np.ascontiguousarray(images))
     probabilities = predict_probabilities(model, images_tensor.to(device), record.input_spec, params.tta_flip)
     predictions = probabilities.argmax(1)

@@ -1,20 +1,22 @@
 """The one contract for a trained model: a state_dict plus a typed record of what it is and how to feed it.
 
 Written by training and tuning; read by evaluation, serving, the benchmark and the model card. Loaded with
-torch.load(weights_only=True), so opening a checkpoint never runs code from it.
+torch.load(weights_only=True), so opening a checkpoint never runs code from it, and refused unless its weights
+and outputs are finite and, where a stage recorded its sha256, the file still has that hash: a corrupted file
+must never answer with NaN probabilities.
 """
 
 import pickle
-import zipfile
 from pathlib import Path
 
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from fer.core.errors import FerError, one_line
-from fer.core.storage import atomic_path
+from fer.core.storage import atomic_path, file_sha256
 from fer.models import build_model
 from fer.models.input_spec import InputSpec
+from fer.runtime.inference import predict_logits
 
 EXPECTED = "a checkpoint written by the train or tune stage"
 
@@ -57,8 +59,9 @@ def read_checkpoint(path: str | Path) -> tuple[dict, ModelRecord]:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         # torch's message suggests weights_only=False, which would run whatever code the file carries
-        raise FerError(f"{path}: holds objects a safe load refuses; expected {EXPECTED}") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
+        raise FerError(f"{path}: holds bytes or objects a safe (weights-only) load refuses; "
+                       f"expected {EXPECTED}") from None
+    except Exception as err:  # whatever an untrusted file makes the parser raise is the same user error
         raise FerError(f"{path}: not a readable torch file ({one_line(err)}); expected {EXPECTED}") from None
     if not isinstance(content, dict) or not {"state_dict", "record"} <= set(content):
         raise FerError(f"{path}: no fer model record in it (a bare state_dict?); expected {EXPECTED}")
@@ -71,9 +74,24 @@ def read_checkpoint(path: str | Path) -> tuple[dict, ModelRecord]:
     return content["state_dict"], record
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, ModelRecord]:
-    """The model (eval mode, on `device`) and its record."""
+def verify_sha256(path: str | Path, expected: str) -> None:
+    """Refuse a file whose content is not what a stage recorded (bit rot, a corrupted DVC cache object)."""
+    actual = file_sha256(path)
+    if actual != expected:
+        raise FerError(f"{path}: sha256 {actual[:12]}... differs from the {expected[:12]}... recorded for it; "
+                       "the file is corrupted or was replaced: rebuild it (dvc repro --force) or pull a good copy")
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
+                    expected_sha256: str | None = None) -> tuple[torch.nn.Module, ModelRecord]:
+    """The model (eval mode, on `device`) and its record; with expected_sha256, only if the file has that hash."""
+    if expected_sha256 is not None and Path(path).is_file():
+        verify_sha256(path, expected_sha256)
     state_dict, record = read_checkpoint(path)
+    non_finite = [key for key, value in state_dict.items()
+                  if isinstance(value, torch.Tensor) and value.is_floating_point() and not value.isfinite().all()]
+    if non_finite:
+        raise FerError(f"{path}: weights {non_finite[0]} hold NaN or inf (a corrupted file?); expected {EXPECTED}")
     model, _ = build_model(record.arch, len(record.classes), record.image_size, pretrained=False,
                            dropout=record.dropout, **record.options)
     try:
@@ -81,4 +99,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     except RuntimeError as err:
         raise FerError(f"{path}: weights do not fit a {record.arch} with {len(record.classes)} classes "
                        f"({one_line(str(err).partition(chr(10))[2] or err)[:200]})") from None
-    return model.to(device).eval(), record
+    model = model.to(device).eval()
+    # Finite weights can still overflow to inf; one mid-grey image through the model shows it.
+    probe = torch.full((1, record.image_size, record.image_size), 128, dtype=torch.uint8, device=device)
+    if not predict_logits(model, probe, record.input_spec).isfinite().all():
+        raise FerError(f"{path}: the model's outputs are NaN or inf (corrupted weights?); expected {EXPECTED}")
+    return model, record

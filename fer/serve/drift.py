@@ -10,7 +10,7 @@ from fer.core.errors import FerError
 from fer.core.storage import atomic_path
 from fer.data.datasets import load_split
 from fer.data.image_stats import DETECTION_STATS, IMAGE_STATS, image_stats
-from fer.serve.prediction_log import PredictionLog
+from fer.serve.prediction_log import read_log
 
 
 def _histogram_spec(stat: str, logged: np.ndarray, reference: np.ndarray) -> dict:
@@ -44,7 +44,7 @@ def drift_report(log_path: str | Path, split_dir: str | Path, out_dir: str | Pat
 
     if not Path(log_path).is_file():
         raise FerError(f"{log_path}: no prediction log; serve some predictions first (fer serve)")
-    logged = PredictionLog(log_path).frame()
+    logged = read_log(log_path)
     if logged.empty:
         raise FerError(f"{log_path}: no predictions logged yet")
     train_faces, _ = load_split(split_dir, "train")

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fer.core.errors import FerError
 from fer.core.params import AlignParams, PredictParams
 from fer.core.storage import file_sha256
 from fer.data.faces import align_face, detect_faces
@@ -37,8 +38,11 @@ class FacePrediction:
 
 
 class Predictor:
-    def __init__(self, checkpoint: str | Path, align: AlignParams, settings: PredictParams):
-        self.model, self.record = load_checkpoint(checkpoint)
+    def __init__(self, checkpoint: str | Path, align: AlignParams, settings: PredictParams,
+                 expected_sha256: str | None = None):
+        """expected_sha256: the hash a stage recorded for the file (fer.evaluate.provenance); it must match."""
+        self.model, self.record = load_checkpoint(checkpoint, expected_sha256=expected_sha256)
+        self.checkpoint = Path(checkpoint)
         self.checkpoint_sha256 = file_sha256(checkpoint)
         self.align = align
         self.settings = settings
@@ -47,24 +51,29 @@ class Predictor:
     def limits(self) -> dict:
         """decode_photo's size limits."""
         return {"max_bytes": round(self.settings.max_upload_mb * 2**20),
-                "max_pixels": round(self.settings.max_megapixels * 1e6)}
+                "max_pixels": round(self.settings.max_megapixels * 1e6), "max_side": self.settings.max_side}
 
     @property
     def name(self) -> str:
         return self.record.name
 
-    def predict(self, grey: np.ndarray, name: str = "photo") -> list[FacePrediction]:
-        """Every detected face, largest first; a photo with none is a BadPhoto (422)."""
+    def predict(self, grey: np.ndarray, name: str = "photo", scale: float = 1.0) -> list[FacePrediction]:
+        """Every detected face, largest first; a photo with none is a BadPhoto (422).
+
+        scale: the photo's size over grey's, when it was decoded shrunk; boxes are in the photo's pixels.
+        """
         faces = detect_faces(grey, self.align.min_face, self.settings.min_face_fraction)
         if not faces:
-            smallest = max(self.align.min_face, round(self.settings.min_face_fraction * min(grey.shape)))
+            smallest = round(max(self.align.min_face, self.settings.min_face_fraction * min(grey.shape)) * scale)
             raise BadPhoto(f"{name}: no face found (faces of at least {smallest} px are looked for)", 422)
         crops = np.stack([align_face(grey, face, self.align.size, self.align.margin) for face in faces])
         probabilities = predict_probabilities(self.model, torch.from_numpy(crops), self.record.input_spec)
+        if not np.isfinite(probabilities).all():  # never an emotion with null probabilities
+            raise FerError(f"{self.checkpoint}: the model gave NaN or inf probabilities for {name}; refusing them")
         stats = image_stats(crops)
         return [
             FacePrediction(
-                box=face.box,
+                box=tuple(round(v * scale) for v in face.box),
                 detector_score=face.score,
                 probabilities=dict(zip(self.record.classes, map(float, row))),
                 image_stats={k: float(v[i]) for k, v in stats.items()},

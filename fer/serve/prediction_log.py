@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fer.core.errors import FerError, one_line
 from fer.data.image_stats import DETECTION_STATS, IMAGE_STATS
 
 COLUMNS = ("time", "model", "emotion", "confidence", *IMAGE_STATS, *DETECTION_STATS)
@@ -37,7 +38,23 @@ class PredictionLog:
 
     def frame(self) -> pd.DataFrame:
         with self._lock:
-            return pd.read_sql_query(f"SELECT {', '.join(COLUMNS)} FROM predictions ORDER BY id", self._db)
+            return _select(self._db)
 
-    def close(self) -> None:
-        self._db.close()
+
+def read_log(path: str | Path) -> pd.DataFrame:
+    """Every logged prediction, read without writing: a reader must never turn a stray file into a database."""
+    db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        db.execute("SELECT 1 FROM predictions LIMIT 1")
+    except sqlite3.DatabaseError as err:
+        db.close()
+        raise FerError(f"{path}: not a prediction log ({one_line(err)}); expected the SQLite file that "
+                       "fer serve --log writes") from None
+    try:
+        return _select(db)
+    finally:
+        db.close()
+
+
+def _select(db: sqlite3.Connection) -> pd.DataFrame:
+    return pd.read_sql_query(f"SELECT {', '.join(COLUMNS)} FROM predictions ORDER BY id", db)

@@ -6,17 +6,16 @@ colour); a folder holding one such csv; a zip of any of these, possibly wrapped 
 """
 
 import math
-import tempfile
-import warnings
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageOps
+from PIL import Image
 
 from fer.core.errors import FerError, one_line
 from fer.core.labels import EMOTIONS, label_of
+from fer.data.photos import BadPhoto, Decoded, decode_image
 from fer.data.rawdata import RawDataset
 
 # No face photo needs more pixels than this: larger images are counted skips, refused from the header before
@@ -24,7 +23,15 @@ from fer.data.rawdata import RawDataset
 # PIL's process-wide Image.MAX_IMAGE_PIXELS, which would change every other reader in the process.)
 MAX_IMAGE_PIXELS = 40_000_000
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+# A zip is read member by member, never extracted, so a killed fetch leaves nothing behind; these refuse a zip
+# bomb from its directory before any member is inflated. (Real datasets: images barely compress, fer2013.csv
+# about 3x; a bomb expands a thousandfold.)
+MAX_UNZIPPED_BYTES = 4 * 2**30
+MAX_ZIP_RATIO = 100
+
+# Every suffix PIL knows (.jfif and .avif included): such a file is read, or counted as a skip if it cannot be;
+# other files (notes.txt, Thumbs.db) are not images and are passed over.
+IMAGE_SUFFIXES = frozenset(Image.registered_extensions())
 
 # Split names as they appear in csv Usage columns and as split folders, lower-cased.
 USAGE_NAMES = {
@@ -65,30 +72,43 @@ def read_local(path: str | Path, kind: str, max_side: int = 256) -> RawDataset:
 
 def read_zip(path: Path, max_side: int) -> RawDataset:
     try:
-        with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory(prefix="fer-zip-") as tmp:
-            # extractall strips absolute and '..' parts from member names, so nothing lands outside tmp.
-            archive.extractall(tmp)
-            return FolderReader(Path(tmp), str(path), max_side).read()
+        with zipfile.ZipFile(path) as archive:
+            check_unzipped_size(archive, path)
+            # zipfile.Path walks the members like folders; a member's declared size bounds what it inflates to.
+            return FolderReader(zipfile.Path(archive), str(path), max_side).read()
     except zipfile.BadZipFile as err:
         raise FerError(f"{path}: not a valid zip file ({err})") from None
+
+
+def check_unzipped_size(archive: zipfile.ZipFile, path: Path) -> None:
+    members = archive.infolist()
+    total = sum(member.file_size for member in members)
+    if total > MAX_UNZIPPED_BYTES:
+        raise FerError(f"{path}: unpacks to {total} bytes, over the {MAX_UNZIPPED_BYTES}-byte limit; expected a "
+                       "FER dataset (split it, or use data.source: folder)")
+    for member in members:
+        if member.file_size > MAX_ZIP_RATIO * max(member.compress_size, 1):
+            raise FerError(f"{path}: member {member.filename} expands {member.file_size} bytes from "
+                           f"{member.compress_size}, over {MAX_ZIP_RATIO}x (a zip bomb?); expected a FER dataset")
 
 
 class FolderReader:
     """Work out which layout a folder tree holds and collect its images.
 
-    Sources are reported under `shown_as` (the user's path) rather than `root`, which may be a temp dir.
+    `root` is a Path or a zipfile.Path (a zip's members, read in place); sources are reported under `shown_as`,
+    the user's path.
     """
 
-    def __init__(self, root: Path, shown_as: str, max_side: int):
+    def __init__(self, root: Path | zipfile.Path, shown_as: str, max_side: int):
         self.root, self.shown_as, self.max_side = root, shown_as, max_side
         self.images, self.labels, self.usage, self.source = [], [], [], []
-        self.skipped = 0
+        self.skipped = self.sixteen_bit = 0
 
     def read(self) -> RawDataset:
         return self.read_layout(self.root)
 
     def shown(self, path: Path) -> str:
-        relative = path.relative_to(self.root).as_posix()
+        relative = PurePosixPath(str(path)).relative_to(PurePosixPath(str(self.root))).as_posix()
         return self.shown_as if relative == "." else f"{self.shown_as}/{relative}"
 
     def read_layout(self, folder: Path) -> RawDataset:
@@ -110,7 +130,7 @@ class FolderReader:
         raise FerError(f"{self.shown(folder)}: no FER data found{several}; expected {LAYOUTS}")
 
     def collected(self) -> RawDataset:
-        return RawDataset(self.images, self.labels, self.usage, self.source, self.skipped)
+        return RawDataset(self.images, self.labels, self.usage, self.source, self.skipped, self.sixteen_bit)
 
     def read_splits(self, folder: Path, subdirs: list[Path]) -> None:
         for split in subdirs:
@@ -126,47 +146,49 @@ class FolderReader:
             if label is None:
                 raise FerError(f"{self.shown(folder)}: unknown class folder '{class_dir.name}'; "
                                f"expected one of {CLASS_NAMES}")
-            for file in sorted(class_dir.rglob("*")):
+            for file in files_under(class_dir):
                 if file.suffix.lower() in IMAGE_SUFFIXES and not file.name.startswith(".") and file.is_file():
                     self.add_image(file, label, usage)
 
     def add_image(self, file: Path, label: int, usage: str) -> None:
-        image = load_grey(file, self.max_side)
-        if image is None:
+        decoded = load_grey(file, self.max_side)
+        if decoded is None:
             self.skipped += 1
             return
-        self.images.append(image)
+        self.sixteen_bit += decoded.bits == 16
+        self.images.append(decoded.grey)
         self.labels.append(label)
         self.usage.append(usage)
         self.source.append(self.shown(file))
 
 
-def visible_children(folder: Path) -> list[Path]:
-    """Sorted entries, minus hidden ones and macOS zip litter (__MACOSX/, ._* resource forks)."""
-    return sorted(p for p in folder.iterdir() if not p.name.startswith((".", "__MACOSX")))
+def visible_children(folder: Path | zipfile.Path) -> list:
+    """Entries by name, minus hidden ones and macOS zip litter (__MACOSX/, ._* resource forks)."""
+    return sorted((p for p in folder.iterdir() if not p.name.startswith((".", "__MACOSX"))), key=lambda p: p.name)
 
 
-def load_grey(file: Path, max_side: int) -> np.ndarray | None:
+def files_under(folder: Path | zipfile.Path) -> list:
+    """Every file below folder, in path order (Path.rglob, which a zip's members lack before Python 3.12)."""
+    files = []
+    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+        files += files_under(entry) if entry.is_dir() else [entry]
+    return files
+
+
+def load_grey(file: Path | zipfile.Path, max_side: int) -> Decoded | None:
     """The image as grey uint8 with its longer side at most max_side; None if it cannot be decoded."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(file) as img:
-                if img.width * img.height > MAX_IMAGE_PIXELS:
-                    return None
-                img.draft("L", (max_side, max_side))  # JPEG only: decode grey and pre-shrunk, much faster
-                ImageOps.exif_transpose(img, in_place=True)  # phone photos are often stored sideways
-                grey = img.convert("L")
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        with file.open("rb") as stream:
+            return decode_image(stream, str(file), MAX_IMAGE_PIXELS, max_side)
+    except BadPhoto:
         return None
-    grey.thumbnail((max_side, max_side))  # keeps the aspect ratio and never enlarges
-    return np.asarray(grey, dtype=np.uint8)
 
 
-def read_csv(file: Path, shown_as: str) -> RawDataset:
+def read_csv(file: Path | zipfile.Path, shown_as: str) -> RawDataset:
     """fer2013.csv-style table; malformed rows are skipped and counted, sources are "<file>:<row>"."""
     try:
-        table = pd.read_csv(file, dtype=str, keep_default_na=False)
+        with file.open("rb") as stream:
+            table = pd.read_csv(stream, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise FerError(f"{shown_as}: not a readable csv ({one_line(err)})") from None
     found = ",".join(table.columns)
