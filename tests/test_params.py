@@ -23,6 +23,7 @@ def test_repository_params_are_valid_and_the_gpu_profile_applies_to_them():
     # the profile drops the CPU budget, so every model trains on the whole split for the shared epochs
     assert all(gpu.train_config(name).max_train_images == 0 for name in gpu.models if name != "vit")
     assert gpu.train_config("cnn").epochs == gpu.train.epochs == 60
+    assert gpu.train_config("cnn").batch_size == gpu.train.batch_size == 256
     assert gpu.models["vit"].options == {"checkpoint": "google/vit-base-patch16-224-in21k"}
     # what it does not mention stays as params.yaml has it
     assert merged["evaluate"] == REPO_RAW["evaluate"] and gpu.seed == params.seed
