@@ -149,7 +149,8 @@ class PredictParams(_Section):
 
 
 class Params(_Section):
-    seed: int
+    seed: int  # the data (synthetic faces, split) and the tune stage
+    seeds: list[int] = Field(min_length=1)  # every model is trained once per seed (train@<model>-<seed>)
     model: str  # the model that is tuned and promoted
     data: DataParams
     synthetic: SyntheticParams
@@ -166,6 +167,8 @@ class Params(_Section):
     def _consistent(self):
         if self.split.val + self.split.test >= 0.9:
             raise ValueError("split.val + split.test must leave at least 10% for training")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct, got {self.seeds}")
         if self.models and self.model not in self.models:
             raise ValueError(f"model {self.model!r} is not in models; valid names: {', '.join(self.models)}")
         return self
