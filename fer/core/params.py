@@ -124,7 +124,8 @@ class TuneParams(_Section):
     epochs: int = Field(ge=1)  # per trial; the best trial is then retrained fully
     max_train_images: int = Field(ge=0)  # per trial epoch; 0 = the model's own setting
     storage: str  # "" = SQLite inside the stage's output; or an RDB URL
-    study_name: str  # "" = fer-<model>
+    study_name: str  # "" = fer-<model>-<digest of the setup>
+    heartbeat_seconds: int = Field(ge=1)  # shared storage: a trial silent for twice this is marked failed
     pruner_warmup_epochs: int = Field(ge=0)
     search_space: SearchSpace
 
