@@ -149,6 +149,22 @@ def _profile(args) -> None:
     print(f"{args.params}: {args.profile} applied; see the changes with `dvc params diff`, run with `dvc repro`")
 
 
+def _tune_worker(args) -> None:
+    import tempfile
+
+    from fer.train.tuning import run_trials, trial_counts
+
+    params = load_params(args.params)
+    if not params.tune.storage:
+        raise FerError(f"{args.params}: tune.storage is empty; a worker joins a shared study, so set it to a "
+                       f"database URL every worker reaches (postgresql://user@host/db)")
+    name = params.model
+    with tempfile.TemporaryDirectory(prefix="fer-tune-") as scratch:
+        study = run_trials(name, params.models[name], params.train_config(name), params.tune, params.seed,
+                           args.split, scratch)
+    print(f"study {study.study_name}: {trial_counts(study)}; `dvc repro tune` retrains its best")
+
+
 def _add_model_arguments(command: argparse.ArgumentParser, run) -> None:
     command.add_argument("--model", default=str(PATHS.champion), help="checkpoint (default: the champion)")
     command.add_argument("--champion-record", default=str(PATHS.champion_record),
@@ -203,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--params", default=PARAMS_FILE)
     profile.add_argument("--check", action="store_true", help="only validate the merged params; write nothing")
     profile.set_defaults(run=_profile)
+    worker = commands.add_parser("tune-worker", help="run trials of the shared tune study (tune.storage) until it "
+                                 "holds tune.trials; start one per machine beside `dvc repro tune`")
+    worker.add_argument("--params", default=PARAMS_FILE)
+    worker.add_argument("--split", default=str(PATHS.split), help="the split the trials learn (dvc pull it first)")
+    worker.set_defaults(run=_tune_worker)
     return cli
 
 

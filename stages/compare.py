@@ -5,13 +5,14 @@ import argparse
 from fer.core.errors import one_line_errors
 from fer.core.params import load_params
 from fer.evaluate.champion import promote_champion
-from fer.evaluate.leaderboard import build_leaderboard, read_evaluations, write_leaderboard
+from fer.evaluate.leaderboard import build_leaderboard, current_runs, read_evaluations, write_leaderboard
 
 
 @one_line_errors
 def main():
     cli = argparse.ArgumentParser(description=__doc__)
     cli.add_argument("--evaluations", required=True, help="folder of evaluate metrics JSON files")
+    cli.add_argument("--tuned", required=True, help="the tuned model's name on the leaderboard")
     cli.add_argument("--leaderboard", required=True)
     cli.add_argument("--markdown", required=True)
     cli.add_argument("--bars", required=True)
@@ -19,8 +20,9 @@ def main():
     cli.add_argument("--champion-record", required=True, help="the champion's name, hash and test metrics")
     args = cli.parse_args()
 
-    evaluations = read_evaluations(args.evaluations)
-    leaderboard = build_leaderboard(evaluations, load_params().compare)
+    params = load_params()
+    evaluations = current_runs(read_evaluations(args.evaluations), params.models, params.seeds, args.tuned)
+    leaderboard = build_leaderboard(evaluations, params.compare)
     promote_champion(leaderboard, evaluations, args.champion, args.champion_record)
     write_leaderboard(leaderboard, args.leaderboard, args.markdown, args.bars)
 

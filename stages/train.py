@@ -1,4 +1,5 @@
-"""Stage train@<model>: train one model from params.yaml's `models` and keep its best checkpoint."""
+"""Stage train@<model>-<seed>: train one model from params.yaml's `models` with one of `seeds`, keep its best
+checkpoint."""
 
 import argparse
 
@@ -13,6 +14,7 @@ from fer.train.trainer import dvclive_logger, train_model
 def main():
     cli = argparse.ArgumentParser(description=__doc__)
     cli.add_argument("--model", required=True, help="a key of `models` in params.yaml")
+    cli.add_argument("--seed", required=True, type=int, help="one of `seeds` in params.yaml")
     cli.add_argument("--split", required=True)
     cli.add_argument("--out", required=True, help="checkpoint file to write")
     cli.add_argument("--live", required=True, help="dvclive folder for this model")
@@ -21,7 +23,7 @@ def main():
     params = load_params()
     cfg = params.train_config(args.model)
     with Live(args.live, dvcyaml=None, save_dvc_exp=False, report=None) as live:
-        result = train_model(args.model, params.models[args.model], cfg, params.seed, args.split, args.out,
+        result = train_model(args.model, params.models[args.model], cfg, args.seed, args.split, args.out,
                              on_epoch=dvclive_logger(live))
         live.summary["best/val_acc"] = result.best_val_acc
         live.summary["best/epoch"] = result.best_epoch

@@ -1,17 +1,20 @@
 import json
+import statistics
 
 import pytest
 
 from fer.core.errors import FerError
 from fer.core.params import CompareParams
-from fer.evaluate.leaderboard import bar_rows, build_leaderboard, markdown_table, write_leaderboard
+from fer.core.storage import file_sha256
+from fer.evaluate.champion import promote_champion
+from fer.evaluate.leaderboard import bar_rows, build_leaderboard, current_runs, markdown_table, write_leaderboard
 
 BY_ACCURACY = CompareParams(rank_by="accuracy")
 BY_MACRO_F1 = CompareParams(rank_by="macro_f1")
 
 
-def _evaluation(name: str, accuracy: float, macro_f1: float, params: int = 1_000_000) -> dict:
-    return {"model": name, "arch": "cnn", "accuracy": accuracy, "macro_f1": macro_f1, "ece": 0.05,
+def _evaluation(name: str, accuracy: float, macro_f1: float, params: int = 1_000_000, seed: int = 42) -> dict:
+    return {"model": name, "arch": "cnn", "seed": seed, "accuracy": accuracy, "macro_f1": macro_f1, "ece": 0.05,
             "latency_ms": 1.5, "params": params, "size_bytes": 4 * params, "per_class": {}}
 
 
@@ -71,6 +74,60 @@ def test_no_evaluations_is_one_clear_error():
         build_leaderboard([], BY_MACRO_F1)
 
 
-def test_duplicate_model_names_are_rejected():
-    with pytest.raises(FerError, match="unique"):
+def test_the_same_model_and_seed_twice_is_rejected():
+    with pytest.raises(FerError, match=r"evaluated once, got weak \(seed 42\), weak \(seed 42\)"):
         build_leaderboard([WEAK, WEAK], BY_MACRO_F1)
+
+
+# Three seeds each: `steady` is better on average, `lucky` has the single best run.
+STEADY = [_evaluation("steady", accuracy=a, macro_f1=f, seed=s)
+          for s, a, f in ((1, .70, .60), (2, .72, .62), (3, .74, .64))]
+LUCKY = [_evaluation("lucky", accuracy=a, macro_f1=f, seed=s)
+         for s, a, f in ((1, .50, .40), (2, .80, .70), (3, .52, .42))]
+
+
+def test_several_seeds_rank_on_the_mean_and_report_the_std():
+    leaderboard = build_leaderboard([*LUCKY, *STEADY, WEAK], BY_MACRO_F1)
+    assert list(leaderboard["models"]) == ["steady", "lucky", "weak"]
+    steady = leaderboard["models"]["steady"]
+    assert steady["seeds"] == 3
+    assert steady["macro_f1"] == pytest.approx(0.62) and steady["accuracy"] == pytest.approx(0.72)
+    assert steady["macro_f1_std"] == pytest.approx(statistics.stdev([.60, .62, .64]))
+    assert steady["accuracy_std"] == pytest.approx(0.02)
+    assert leaderboard["models"]["weak"] == {**leaderboard["models"]["weak"], "seeds": 1, "accuracy_std": None}
+
+    table = markdown_table(leaderboard)
+    assert "| Accuracy (mean ± std over seeds) |" in table and "| Seeds |" in table
+    rows = [line for line in table.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert rows[0].startswith("| 1 | steady (champion) | 0.7200 ± 0.0200 | 0.6200 ± 0.0200 |")
+    assert rows[0].endswith(" 3 |") and "| 0.4000 | 0.3000 |" in rows[2] and rows[2].endswith(" 1 |")
+
+
+def test_one_seed_per_model_keeps_the_plain_table():
+    leaderboard = build_leaderboard([STEADY[0], LUCKY[0]], BY_MACRO_F1)
+    assert all(set(row) == {"rank", "accuracy", "macro_f1", "ece", "latency_ms", "params"}
+               for row in leaderboard["models"].values())
+    assert "±" not in markdown_table(leaderboard) and "Seeds" not in markdown_table(leaderboard)
+
+
+def test_the_champion_promoted_is_its_best_seed(tmp_path):
+    runs = []
+    for run in STEADY:
+        checkpoint = tmp_path / f"steady-seed{run['seed']}.pt"
+        checkpoint.write_bytes(f"weights of seed {run['seed']}".encode())
+        runs.append({**run, "checkpoint": str(checkpoint), "checkpoint_sha256": file_sha256(checkpoint)})
+    leaderboard = build_leaderboard(runs, BY_MACRO_F1)
+    record = promote_champion(leaderboard, runs, tmp_path / "champion.pt", tmp_path / "champion.json")
+    assert record["name"] == "steady" and record["seed"] == 3
+    assert (tmp_path / "champion.pt").read_bytes() == b"weights of seed 3"
+    assert record["test_metrics"]["macro_f1"] == 0.64
+
+
+def test_only_the_current_models_and_seeds_are_ranked_and_a_missing_run_is_named():
+    tuned = _evaluation("tuned", accuracy=0.9, macro_f1=0.9)
+    left_over = [*STEADY, *LUCKY, tuned]  # files of seeds 2 and 3 and of `lucky` stay after they are dropped
+    current = current_runs(left_over, models={"steady": {}}, seeds=[1], tuned_name="tuned")
+    assert current == [STEADY[0], tuned]
+    missing = r"^compare: no evaluation of steady \(seed 4\), weak \(seed 1\), weak \(seed 4\); run"
+    with pytest.raises(FerError, match=missing):
+        current_runs(left_over, models={"steady": {}, "weak": {}}, seeds=[1, 4], tuned_name="tuned")

@@ -27,6 +27,7 @@ def test_repository_params_are_valid_and_the_gpu_profile_applies_to_them():
     assert gpu.models["vit"].options == {"checkpoint": "google/vit-base-patch16-224-in21k"}
     # what it does not mention stays as params.yaml has it
     assert merged["evaluate"] == REPO_RAW["evaluate"] and gpu.seed == params.seed
+    assert len(params.seeds) == 1 and len(gpu.seeds) == 3  # the default costs one run per model, the GPU three
 
 
 def test_fer_profile_writes_the_merged_params_or_only_checks_them(tmp_path, capsys):
@@ -55,6 +56,8 @@ def test_merge_patch_merges_mappings_replaces_values_and_drops_nulls():
     ({"split": {"val": 0.45, "test": 0.45}}, "split.val + split.test", "10%"),
     ({"train": {"lr": None}}, "train.lr", "missing key"),
     ({"models": {"cnn": {"arch": "alexnet"}}}, "models.cnn", "unknown arch 'alexnet'"),
+    ({"seeds": []}, "seeds", "at least 1 item"),
+    ({"seeds": [1, 2, 1]}, "seeds", "distinct"),
 ])
 def test_bad_params_give_one_line_naming_the_key(patch, key, hint):
     with pytest.raises(FerError) as err:

@@ -107,8 +107,8 @@ def test_default_pipeline_end_to_end_is_cached_reproducible_and_selective(tmp_pa
     (repo / "params.yaml").write_text(good_params)
     assert "Running stage 'fetch'" not in _repro(repo)  # only the validate mark was re-made
     # Editing a library module marks exactly the stages that run it as changed, and nothing else.
-    for module, expected in (("fer/data/splitting.py", {"fetch", "align", "split", "train@cnn", "tune"}),
-                             ("fer/runtime/inference.py", {"train@mlp", "evaluate@cnn", "evaluate_tuned"})):
+    for module, expected in (("fer/data/splitting.py", {"fetch", "align", "split", "train@cnn-42", "tune"}),
+                             ("fer/runtime/inference.py", {"train@mlp-42", "evaluate@cnn-42", "evaluate_tuned"})):
         source = repo / module
         original = source.read_text()
         source.write_text(original + "\n# an edit\n")
@@ -118,14 +118,14 @@ def test_default_pipeline_end_to_end_is_cached_reproducible_and_selective(tmp_pa
         if module.startswith("fer/runtime"):
             assert not changed & {"fetch", "align", "split"}, changed
     assert "Data and pipelines are up to date." in _run(["dvc", "status"], repo).stdout
-    _repro(repo, "--force", *(f"train@{name}" for name in TINY_MODELS))
+    _repro(repo, "--force", *(f"train@{name}-42" for name in TINY_MODELS))
     relock = yaml.safe_load((repo / "dvc.lock").read_text())
     for stage in ("fetch", "align", "split"):
         assert relock["stages"][stage] == lock["stages"][stage]
     for name in TINY_MODELS:  # weights repeat exactly on CPU; only the timing in dvclive differs
-        checkpoint = [out for out in lock["stages"][f"train@{name}"]["outs"] if out["path"].endswith(".pt")]
-        assert checkpoint and all(out in relock["stages"][f"train@{name}"]["outs"] for out in checkpoint)
-        assert json.loads((repo / "dvclive" / "train" / name / "metrics.json").read_text())["step"] == 1
+        checkpoint = [out for out in lock["stages"][f"train@{name}-42"]["outs"] if out["path"].endswith(".pt")]
+        assert checkpoint and all(out in relock["stages"][f"train@{name}-42"]["outs"] for out in checkpoint)
+        assert json.loads((repo / "dvclive" / "train" / f"{name}-seed42" / "metrics.json").read_text())["step"] == 1
     split_metrics = json.loads((repo / "metrics" / "split.json").read_text())
     assert [split_metrics[s]["images"] for s in ("train", "val", "test")] == [240, 30, 30]
     assert (repo / "plots" / "align_samples.png").stat().st_size > 0
@@ -137,11 +137,11 @@ def test_default_pipeline_end_to_end_is_cached_reproducible_and_selective(tmp_pa
     assert champion["test_metrics"]["accuracy"] == leaderboard["models"][champion["name"]]["accuracy"]
     shown = json.loads(_run(["dvc", "metrics", "show", "--json"], repo).stdout)
     workspace = next(iter(shown.values()))["data"]
-    assert "accuracy" in workspace["metrics/evaluate/cnn.json"]["data"]
+    assert "accuracy" in workspace["metrics/evaluate/cnn-seed42.json"]["data"]
     plots = json.loads(_run(["dvc", "plots", "show", "--json"], repo).stdout)
     assert not plots.get("errors"), plots.get("errors")
     rendered = json.dumps(plots["data"])
-    for expected in ("dvclive/train/cnn/plots/metrics", "plots/confusion/cnn.json",
+    for expected in ("dvclive/train/cnn-seed42/plots/metrics", "plots/confusion/cnn-seed42.json",
                      "plots/confusion_normalized/tuned.json", "plots/leaderboard.json"):
         assert expected in rendered
 
@@ -150,8 +150,8 @@ def test_default_pipeline_end_to_end_is_cached_reproducible_and_selective(tmp_pa
     params["models"]["cnn"]["lr"] = 0.01
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     out = _repro(repo)
-    assert "Running stage 'train@cnn'" in out
-    assert "Running stage 'train@mlp'" not in out and "Running stage 'fetch'" not in out
+    assert "Running stage 'train@cnn-42'" in out
+    assert "Running stage 'train@mlp-42'" not in out and "Running stage 'fetch'" not in out
     # ... and naming another model to tune re-runs tune onwards, reusing every cached train stage.
     params["model"] = "mlp"
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
@@ -248,17 +248,17 @@ def test_outputs_round_trip_through_a_gs_remote(tmp_path, gcs_emulator, monkeypa
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
     monkeypatch.setenv("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")  # otherwise gcsfs hangs on the emulator
     repo = _make_repo(tmp_path, **TINY)
-    _repro(repo, "train@mlp")
+    _repro(repo, "train@mlp-42")
     produced = _outputs(repo)
-    assert repo / "outputs" / "models" / "mlp.pt" in produced
+    assert repo / "outputs" / "models" / "mlp-seed42.pt" in produced
     assert _run(["dvc", "remote", "add", "-d", "storage", "gs://fer-test/dvc"], repo).returncode == 0
     pushed = _run(["dvc", "push"], repo)
     assert pushed.returncode == 0 and "pushed" in pushed.stdout, pushed.stdout + pushed.stderr
 
     shutil.rmtree(repo / ".dvc" / "cache")
     shutil.rmtree(repo / "outputs")
-    pulled = _run(["dvc", "pull", "--with-deps", "train@mlp"], repo)
+    pulled = _run(["dvc", "pull", "--with-deps", "train@mlp-42"], repo)
     assert pulled.returncode == 0, pulled.stdout + pulled.stderr
     assert _outputs(repo) == produced
-    status = _run(["dvc", "status", "train@mlp", "--with-deps"], repo)
+    status = _run(["dvc", "status", "train@mlp-42", "--with-deps"], repo)
     assert status.returncode == 0 and "Data and pipelines are up to date." in status.stdout, status.stdout

@@ -4,9 +4,10 @@ import shutil
 import numpy as np
 import optuna
 import pytest
-from conftest import REPO_PARAMS, train_params
+from conftest import REPO, REPO_PARAMS, train_params
 from optuna.trial import TrialState
 
+from fer.cli import main
 from fer.core.errors import FerError
 from fer.core.params import FloatRange, ModelParams, SearchSpace
 from fer.runtime.checkpoint import load_checkpoint
@@ -144,3 +145,11 @@ def test_an_unreachable_database_is_one_clear_error(tiny_split, tmp_path):
     with pytest.raises(FerError, match=r"^tune\.storage: .*postgresql://nobody:\*\*\*@127\.0\.0\.1:1/x") as err:
         _tune(tiny_split, tmp_path, tune=TUNE.model_copy(update={"storage": url}))
     assert "\n" not in str(err.value) and "secret" not in str(err.value)
+
+
+def test_a_worker_without_a_shared_storage_is_one_clear_error(tmp_path, capsys):
+    params = tmp_path / "params.yaml"
+    params.write_text((REPO / "params.yaml").read_text())  # tune.storage: "" there
+    with pytest.raises(SystemExit):
+        main(["tune-worker", "--params", str(params)])
+    assert capsys.readouterr().err.startswith(f"error: {params}: tune.storage is empty; a worker joins a shared study")

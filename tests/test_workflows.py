@@ -77,12 +77,33 @@ def test_cml_reproduces_and_comments_on_pull_requests_with_full_history():
     assert sorted(order, key=script.index) == order
 
 
-def test_cml_gpu_job_runs_on_a_launched_runner():
+# `cml runner launch` flags and, where CML 0.20.6 documents a fixed set, their values
+CML_LAUNCH_FLAGS = {"--single": None, "--labels": None, "--cloud": {"aws", "azure", "gcp", "kubernetes"},
+                    "--cloud-region": None, "--cloud-type": None, "--cloud-gpu": {"nogpu", "k80", "v100", "tesla"},
+                    "--cloud-hdd-size": None}
+
+
+def _readme_block_after(sentence: str) -> list[str]:
+    """The command lines of the first fenced block after `sentence` in the README."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index(sentence):].split("```bash\n", 1)[1].split("```", 1)[0]
+    return block.strip().splitlines()
+
+
+def test_cml_gpu_job_launches_a_valid_runner_and_runs_the_readmes_gpu_sweep():
     cml = _load("cml.yaml")
-    assert "cml runner launch" in _run_lines(cml, "launch-gpu-runner")
+    launch = _run_lines(cml, "launch-gpu-runner")
+    command = launch[launch.index("cml runner launch"):].replace("\\\n", " ").split("\n")[0]
+    for flag in command.split()[3:]:
+        name, _, value = flag.partition("=")
+        assert name in CML_LAUNCH_FLAGS, name
+        assert CML_LAUNCH_FLAGS[name] is None or value in CML_LAUNCH_FLAGS[name], flag
     gpu = cml["jobs"]["gpu"]
     assert gpu["needs"] == "launch-gpu-runner" and "cml-gpu" in gpu["runs-on"]
-    assert "--device cuda" in _run_lines(cml, "gpu")
+    sweep = _readme_block_after("A GPU sweep on real FER2013")
+    assert "fer profile params-fer2013-gpu.yaml" in sweep and "dvc queue start -j 1" in sweep
+    step = next(step for step in gpu["steps"] if step.get("name") == "the README's GPU sweep")
+    assert step["run"].strip().splitlines() == sweep  # the same commands, in the same order
 
 
 def test_code_passes_ruff():

@@ -136,7 +136,8 @@ class TuneParams(_Section):
     epochs: int = Field(ge=1)  # per trial; the best trial is then retrained fully
     max_train_images: int = Field(ge=0)  # per trial epoch; 0 = the model's own setting
     storage: str  # "" = SQLite inside the stage's output; or an RDB URL
-    study_name: str  # "" = fer-<model>
+    study_name: str  # "" = fer-<model>-<digest of the setup>
+    heartbeat_seconds: int = Field(ge=1)  # shared storage: a trial silent for twice this is marked failed
     pruner_warmup_epochs: int = Field(ge=0)
     search_space: SearchSpace
 
@@ -163,7 +164,8 @@ class PredictParams(_Section):
 
 
 class Params(_Section):
-    seed: int
+    seed: int  # the data (synthetic faces, split) and the tune stage
+    seeds: list[int] = Field(min_length=1)  # every model is trained once per seed (train@<model>-<seed>)
     model: str  # the model that is tuned and promoted
     data: DataParams
     synthetic: SyntheticParams
@@ -180,6 +182,8 @@ class Params(_Section):
     def _consistent(self):
         if self.split.val + self.split.test >= 0.9:
             raise ValueError("split.val + split.test must leave at least 10% for training")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct, got {self.seeds}")
         if self.models and self.model not in self.models:
             raise ValueError(f"model {self.model!r} is not in models; valid names: {', '.join(self.models)}")
         if self.data.source in LOCAL_SOURCES and not _inside(self.data.path, PATHS.data):

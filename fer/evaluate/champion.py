@@ -9,14 +9,21 @@ from pathlib import Path
 
 from fer.core.errors import FerError
 from fer.core.storage import atomic_path, file_sha256, read_json, write_json
+from fer.evaluate.leaderboard import runs_by_model
 
 HEADLINE = ("accuracy", "macro_f1", "ece", "latency_ms")
 
 
 def promote_champion(leaderboard: dict, evaluations: list[dict], checkpoint_path: str | Path,
                      record_path: str | Path) -> dict:
-    """Copy the champion's checkpoint to checkpoint_path and write its record; returns the record."""
-    champion = next(e for e in evaluations if e["model"] == leaderboard["champion"])
+    """Copy the champion's checkpoint to checkpoint_path and write its record; returns the record.
+
+    A champion trained with several seeds is ranked on its mean; the run promoted is its best seed by the
+    same metric (ties: higher accuracy, then the lower seed).
+    """
+    rank_by = leaderboard["rank_by"]
+    runs = runs_by_model(evaluations)[leaderboard["champion"]]
+    champion = min(runs, key=lambda e: (-e[rank_by], -e["accuracy"], e["seed"]))
     source = Path(champion["checkpoint"])
     if file_sha256(source) != champion["checkpoint_sha256"]:
         raise FerError(f"{source}: changed since it was evaluated; re-run its evaluate stage (dvc repro)")
@@ -25,6 +32,7 @@ def promote_champion(leaderboard: dict, evaluations: list[dict], checkpoint_path
     record = {
         "name": champion["model"],
         "arch": champion["arch"],
+        "seed": champion["seed"],
         "checkpoint": str(checkpoint_path),
         "sha256": champion["checkpoint_sha256"],
         "promoted_from": str(source),

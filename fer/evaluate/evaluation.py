@@ -72,6 +72,7 @@ def evaluate_checkpoint(checkpoint_path: str | Path, images: np.ndarray, labels:
     result = {
         "model": record.name,
         "arch": record.arch,
+        "seed": record.seed,
         "checkpoint": str(checkpoint_path),
         "checkpoint_sha256": file_sha256(checkpoint_path),
         "classes": record.classes,

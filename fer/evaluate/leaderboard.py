@@ -1,5 +1,10 @@
-"""Rank the evaluated models and report the ranking as JSON, a markdown table and bar-plot data for DVC."""
+"""Rank the evaluated models and report the ranking as JSON, a markdown table and bar-plot data for DVC.
 
+A model trained with several seeds has one evaluation per seed: its row holds the mean of every column over
+them, with the sample standard deviation of accuracy and macro-F1 beside, and it is ranked on the mean.
+"""
+
+import statistics
 from pathlib import Path
 
 from fer.core.errors import FerError
@@ -7,6 +12,7 @@ from fer.core.params import CompareParams
 from fer.core.storage import atomic_path, read_json, write_json
 
 LEADERBOARD_COLUMNS = ("accuracy", "macro_f1", "ece", "latency_ms", "params")
+SPREAD_COLUMNS = ("accuracy", "macro_f1")   # their std over seeds is reported when a model has several
 CHAMPION_MARK = " (champion)"
 
 
@@ -16,40 +22,84 @@ def read_evaluations(folder: str | Path) -> list[dict]:
     return [read_json(file, "the metrics of an evaluate stage") for file in files]
 
 
-def rank_evaluations(evaluations: list[dict], rank_by: str) -> list[dict]:
-    """Best first by `rank_by`; ties go to the higher accuracy, then the smaller model, then the name."""
-    if not evaluations:
-        raise FerError("compare: no model evaluations to rank; run the evaluate stage for at least one model")
-    names = [evaluation["model"] for evaluation in evaluations]
-    if len(set(names)) != len(names):
-        raise FerError(f"compare: model names must be unique, got {', '.join(names)}")
-    # The name makes the order independent of the order the evaluations were read in.
-    return sorted(evaluations, key=lambda e: (-e[rank_by], -e["accuracy"], e["params"], e["model"]))
+def current_runs(evaluations: list[dict], models, seeds: list[int], tuned_name: str) -> list[dict]:
+    """The evaluations of the pipeline as params.yaml defines it now: each of `models` once per seed, and the
+    tuned model. Files left by a model or seed since removed are ignored; a missing run is an error."""
+    wanted = {(model, seed) for model in models for seed in seeds}
+    kept = [e for e in evaluations if (e["model"], e["seed"]) in wanted or e["model"] == tuned_name]
+    missing = sorted(wanted - {(e["model"], e["seed"]) for e in kept})
+    if missing:
+        raise FerError(f"compare: no evaluation of {', '.join(f'{model} (seed {seed})' for model, seed in missing)}; "
+                       f"run its evaluate stage (dvc repro)")
+    return kept
+
+
+def runs_by_model(evaluations: list[dict]) -> dict[str, list[dict]]:
+    """The evaluations grouped by model name, each group in seed order; a (model, seed) pair appears once."""
+    runs = [(evaluation["model"], evaluation["seed"]) for evaluation in evaluations]
+    if len(set(runs)) != len(runs):
+        raise FerError(f"compare: each model and seed must be evaluated once, got "
+                       f"{', '.join(f'{model} (seed {seed})' for model, seed in runs)}")
+    grouped: dict[str, list[dict]] = {}
+    for evaluation in sorted(evaluations, key=lambda e: (e["model"], e["seed"])):
+        grouped.setdefault(evaluation["model"], []).append(evaluation)
+    return grouped
+
+
+def _summary(runs: list[dict]) -> dict:
+    """The mean of every leaderboard column over a model's runs, and the std of the spread columns (None for
+    a single run)."""
+    summary = {key: statistics.fmean(run[key] for run in runs) for key in LEADERBOARD_COLUMNS}
+    summary["params"] = runs[0]["params"]  # the same architecture in every run
+    for key in SPREAD_COLUMNS:
+        summary[f"{key}_std"] = statistics.stdev(run[key] for run in runs) if len(runs) > 1 else None
+    summary["seeds"] = len(runs)
+    return summary
 
 
 def build_leaderboard(evaluations: list[dict], params: CompareParams) -> dict:
-    """{"champion", "rank_by", "models": {name: {"rank", <LEADERBOARD_COLUMNS>}}}, models in rank order."""
-    ranked = rank_evaluations(evaluations, params.rank_by)
+    """{"champion", "rank_by", "models": {name: {"rank", <LEADERBOARD_COLUMNS>}}}, models in rank order, best first
+    by the mean of `rank_by`; ties go to the higher accuracy, then the smaller model, then the name.
+
+    When some model has several seeds, every row also holds `seeds` and `<column>_std` for SPREAD_COLUMNS.
+    """
+    if not evaluations:
+        raise FerError("compare: no model evaluations to rank; run the evaluate stage for at least one model")
+    summaries = {name: _summary(runs) for name, runs in runs_by_model(evaluations).items()}
+    ranked = sorted(summaries, key=lambda n: (-summaries[n][params.rank_by], -summaries[n]["accuracy"],
+                                              summaries[n]["params"], n))
+    several = any(summary["seeds"] > 1 for summary in summaries.values())
+    extra = ("seeds", *(f"{key}_std" for key in SPREAD_COLUMNS)) if several else ()
     return {
-        "champion": ranked[0]["model"],
+        "champion": ranked[0],
         "rank_by": params.rank_by,
-        "models": {evaluation["model"]: {"rank": rank, **{key: evaluation[key] for key in LEADERBOARD_COLUMNS}}
-                   for rank, evaluation in enumerate(ranked, start=1)},
+        "models": {name: {"rank": rank, **{key: summaries[name][key] for key in (*LEADERBOARD_COLUMNS, *extra)}}
+                   for rank, name in enumerate(ranked, start=1)},
     }
 
 
+def _with_spread(row: dict, key: str) -> str:
+    std = row.get(f"{key}_std")
+    return f"{row[key]:.4f}" if std is None else f"{row[key]:.4f} ± {std:.4f}"
+
+
 def markdown_table(leaderboard: dict) -> str:
-    """The leaderboard as a GitHub markdown table, best first, the champion marked."""
+    """The leaderboard as a GitHub markdown table, best first, the champion marked; with several seeds the
+    accuracy and macro-F1 cells read `mean ± std` and a column counts the seeds."""
+    several = any("seeds" in row for row in leaderboard["models"].values())
+    spread = " (mean ± std over seeds)" if several else ""
     lines = [
-        f"Ranked by {leaderboard['rank_by']}.",
+        f"Ranked by {leaderboard['rank_by']}{' (mean over seeds)' if several else ''}.",
         "",
-        "| Rank | Model | Accuracy | Macro-F1 | ECE | Latency (ms) | Params (M) |",
-        "|---:|:---|---:|---:|---:|---:|---:|",
+        f"| Rank | Model | Accuracy{spread} | Macro-F1{spread} | ECE | Latency (ms) | Params (M) |"
+        + (" Seeds |" if several else ""),
+        "|---:|:---|---:|---:|---:|---:|---:|" + ("---:|" if several else ""),
     ]
     for name, row in leaderboard["models"].items():
         label = name + (CHAMPION_MARK if name == leaderboard["champion"] else "")
-        lines.append(f"| {row['rank']} | {label} | {row['accuracy']:.4f} | {row['macro_f1']:.4f} | "
-                     f"{row['ece']:.4f} | {row['latency_ms']:.3f} | {row['params'] / 1e6:.3f} |")
+        lines.append(f"| {row['rank']} | {label} | {_with_spread(row, 'accuracy')} | {_with_spread(row, 'macro_f1')} | "
+                     f"{row['ece']:.4f} | {row['latency_ms']:.3f} | {row['params'] / 1e6:.3f} |"
+                     + (f" {row['seeds']} |" if several else ""))
     return "\n".join(lines) + "\n"
 
 

@@ -36,6 +36,7 @@ class ModelRecord(BaseModel):
     dropout: float
     pretrained: bool | str
     train: dict                     # the training params it was trained with
+    seed: int                       # the seed of its initial weights and batch order
     tuned_from: str | None = None   # for the tune stage's model: the `models` entry whose settings were tuned
     best_epoch: int
     val_acc: float

@@ -48,7 +48,7 @@ def train_model(name: str, spec: ModelParams, cfg: TrainParams, seed: int, split
     result = fit(model, input_spec, len(classes), train, val, cfg, seed, on_epoch=on_epoch, desc=name)
     record = ModelRecord(
         name=name, arch=spec.arch, classes=classes, **input_spec.as_dict(), options=dict(spec.options),
-        dropout=cfg.dropout, pretrained=spec.pretrained, train=cfg.model_dump(), tuned_from=tuned_from,
+        dropout=cfg.dropout, pretrained=spec.pretrained, train=cfg.model_dump(), seed=seed, tuned_from=tuned_from,
         best_epoch=result.best_epoch, val_acc=result.best_val_acc,
     )
     save_checkpoint(checkpoint_path, result.best_state, record)

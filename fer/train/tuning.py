@@ -1,14 +1,21 @@
 """tune_model(): an Optuna study over one model's training knobs, resumable, then a full retrain of the best.
 
 The study lives in an RDB: by default a SQLite file in the caller's study folder (mark it `persist: true` in
-DVC so a killed or extended run resumes), or any SQLAlchemy URL in tune.storage so that several machines
-work on one study. The outputs are data files (metrics JSON, history and importance rows) that DVC renders.
+DVC so a killed or extended run resumes), or any SQLAlchemy URL in tune.storage so that several workers on
+several machines share one study (run_trials, which `fer tune-worker` runs alone). Shared, the workers sample
+with TPE's constant liar (a running trial counts as a bad one, so they do not all try the same point), stop
+together at tune.trials trials in all, and send heartbeats: a trial whose worker died is marked failed once its
+heartbeat is older than twice tune.heartbeat_seconds, and the study goes on without it. The outputs are data
+files (metrics JSON, history and importance rows) that DVC renders.
 """
 
 import hashlib
 import json
 import logging
+import time
+import warnings
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +34,13 @@ from fer.train.trainer import train_model
 log = logging.getLogger(__name__)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)   # the trials that count towards tune.trials
+BUDGETED = (*FINISHED, TrialState.RUNNING)            # ... and the ones that will, unless their worker dies
 STUDY_DB = "study.db"
 SCRATCH_CHECKPOINT = "trial.pt"
 # Trials are few and slow here: Optuna's default of 5 start-up trials would leave the pruner idle in most
 # studies, while 2 already give a median to compare against.
 PRUNER_STARTUP_TRIALS = 2
+SCHEMA_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -91,25 +100,52 @@ def _pruner(tune: TuneParams) -> optuna.pruners.BasePruner:
                                        n_warmup_steps=tune.pruner_warmup_epochs + 1)
 
 
+@contextmanager
+def _heartbeats_are_experimental():
+    """Optuna's heartbeats (in it since 2.9) still warn on every use."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def _report_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    log.warning("trial %d: its worker stopped sending heartbeats; marked failed", trial.number)
+
+
 def _open_study(tune: TuneParams, study_dir: Path, name: str) -> optuna.Study:
     study_dir.mkdir(parents=True, exist_ok=True)
     url = _storage_url(tune, study_dir)
-    try:
-        return optuna.create_study(storage=optuna.storages.RDBStorage(url), study_name=name,
-                                   direction="maximize", pruner=_pruner(tune), load_if_exists=True)
-    except (ImportError, sqlalchemy.exc.SQLAlchemyError) as err:
-        # Optuna wraps a missing DB driver in an ImportError whose cause names the module.
-        raise FerError(f"tune.storage: cannot open the study database {_redacted(url)} "
-                       f"({one_line(err.__cause__ or err)})") from None
+    heartbeat = {"heartbeat_interval": tune.heartbeat_seconds, "heartbeat_stale_trial_callback": _report_stale} \
+        if tune.storage else {}
+    for attempt in range(1, SCHEMA_ATTEMPTS + 1):
+        try:
+            with _heartbeats_are_experimental():
+                storage = optuna.storages.RDBStorage(url, **heartbeat)
+            return optuna.create_study(storage=storage, study_name=name, direction="maximize",
+                                       pruner=_pruner(tune), load_if_exists=True)
+        except sqlalchemy.exc.IntegrityError as err:
+            # Workers started together on an empty database race to create Optuna's tables; the losers
+            # find them made on the next try.
+            failure = err
+            time.sleep(attempt)
+        except (ImportError, sqlalchemy.exc.SQLAlchemyError) as err:
+            failure = err
+            break
+    # Optuna wraps a missing DB driver in an ImportError whose cause names the module.
+    raise FerError(f"tune.storage: cannot open the study database {_redacted(url)} "
+                   f"({one_line(failure.__cause__ or failure)})")
 
 
-def _seed_sampler(study: optuna.Study, seed: int, shared: bool) -> None:
+def _sampler(study: optuna.Study, seed: int, shared: bool) -> optuna.samplers.BaseSampler:
     """TPE, seeded so that a resumed study does not redraw the random start-up params it already tried.
 
     Workers on a shared database may start at the same moment with the same trial count, so they get fresh
-    entropy instead: their interleaving is not repeatable anyway.
+    entropy instead (their interleaving is not repeatable anyway), and the constant liar: another worker's
+    running trial counts as a poor result, which steers this worker away from the same point.
     """
-    study.sampler = optuna.samplers.TPESampler(seed=None if shared else seed + len(study.trials))
+    if shared:
+        return optuna.samplers.TPESampler(seed=None, constant_liar=True)
+    return optuna.samplers.TPESampler(seed=seed + len(study.trials))
 
 
 def _fail_abandoned_trials(study: optuna.Study) -> None:
@@ -118,6 +154,10 @@ def _fail_abandoned_trials(study: optuna.Study) -> None:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         log.warning("trial %d was left running by a killed run; marking it failed", trial.number)
         study.tell(trial.number, state=TrialState.FAIL)
+
+
+class _OverBudget(Exception):
+    """A trial started while other workers' trials already filled tune.trials: it fails without training."""
 
 
 def sample_settings(trial: optuna.Trial, space: SearchSpace) -> dict:
@@ -147,10 +187,48 @@ def _objective(name: str, spec: ModelParams, base: TrainParams, tune: TuneParams
     trial_overrides = {"epochs": tune.epochs, "max_train_images": tune.max_train_images or base.max_train_images}
 
     def objective(trial: optuna.Trial) -> float:
+        # Two workers can both pass MaxTrialsCallback's check before either asks for its trial; the trial
+        # numbers decide which of them is over the budget.
+        ahead = [t for t in trial.study.get_trials(deepcopy=False, states=BUDGETED) if t.number < trial.number]
+        if len(ahead) >= tune.trials:
+            trial.study.stop()
+            raise _OverBudget(f"the study already holds tune.trials={tune.trials} trials")
         cfg = base.model_copy(update={**sample_settings(trial, tune.search_space), **trial_overrides})
         return train_model(name, spec, cfg, seed, split_dir, scratch, on_epoch=pruning_reporter(trial)).best_val_acc
 
     return objective
+
+
+def run_trials(name: str, spec: ModelParams, base: TrainParams, tune: TuneParams, seed: int, split_dir,
+               study_dir: str | Path) -> optuna.Study:
+    """Open (or create) the study and run trials until it holds tune.trials finished ones; returns it.
+
+    Only the missing trials run: a study that already holds tune.trials finished trials runs none. On a
+    shared tune.storage this is what every worker runs; it returns once no worker has a trial running, so
+    the study's best is final. study_dir: the SQLite study (when tune.storage is "") and a scratch checkpoint.
+    """
+    study_dir = Path(study_dir)
+    study = _open_study(tune, study_dir, study_name(name, spec, base, tune, seed, split_fingerprint(split_dir)))
+    shared = bool(tune.storage)
+    if not shared:
+        _fail_abandoned_trials(study)
+    study.sampler = _sampler(study, seed, shared)
+    objective = _objective(name, spec, base, tune, seed, split_dir, study_dir / SCRATCH_CHECKPOINT)
+    try:
+        while True:
+            with _heartbeats_are_experimental():
+                optuna.storages.fail_stale_trials(study)  # a no-op without heartbeats (the stage's own SQLite)
+            remaining = tune.trials - len(study.get_trials(deepcopy=False, states=BUDGETED))
+            if remaining > 0:
+                # n_trials caps this worker; the callback stops every worker once the study as a whole is done.
+                study.optimize(objective, n_trials=remaining, catch=(_OverBudget,),
+                               callbacks=[MaxTrialsCallback(tune.trials, states=BUDGETED)])
+            elif study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                time.sleep(tune.heartbeat_seconds)  # other workers' trials: they finish, or go stale and fail
+            else:
+                return study
+    finally:
+        (study_dir / SCRATCH_CHECKPOINT).unlink(missing_ok=True)
 
 
 def trial_counts(study: optuna.Study) -> dict:
@@ -203,30 +281,14 @@ def _retrain_best(name: str, spec: ModelParams, base: TrainParams, seed: int, sp
 
 def tune_model(name: str, spec: ModelParams, base: TrainParams, tune: TuneParams, seed: int, split_dir,
                outputs: TuneOutputs, record_name: str, on_final_epoch=None) -> dict:
-    """Run (or resume) the study up to tune.trials finished trials, retrain the best, write the outputs.
+    """Run (or resume, or join) the study up to tune.trials finished trials, retrain the best, write the outputs.
 
     name: the `models` entry tuned; record_name: the retrained model's identity (its leaderboard row).
     base: the model's full training params (Params.train_config(name)); trials shorten it to tune.epochs.
     on_final_epoch: an on_epoch callback for the final retrain (e.g. dvclive_logger).
     Returns the metrics written to outputs.metrics.
     """
-    study_dir = Path(outputs.study_dir)
-    study = _open_study(tune, study_dir, study_name(name, spec, base, tune, seed, split_fingerprint(split_dir)))
-    shared = bool(tune.storage)
-    if not shared:
-        _fail_abandoned_trials(study)
-    _seed_sampler(study, seed, shared)
-
-    remaining = tune.trials - len(study.get_trials(deepcopy=False, states=FINISHED))
-    scratch = study_dir / SCRATCH_CHECKPOINT
-    try:
-        if remaining > 0:
-            # n_trials caps this worker; the callback stops every worker once the study as a whole is done.
-            study.optimize(_objective(name, spec, base, tune, seed, split_dir, scratch), n_trials=remaining,
-                           callbacks=[MaxTrialsCallback(tune.trials, states=FINISHED)])
-    finally:
-        scratch.unlink(missing_ok=True)
-
+    study = run_trials(name, spec, base, tune, seed, split_dir, outputs.study_dir)
     final = _retrain_best(name, spec, base, seed, split_dir, study, outputs.checkpoint, record_name,
                           on_final_epoch)
     metrics = {

@@ -1,0 +1,91 @@
+"""DVC experiments on tiny configs, in a throwaway copy of the repository: seeds, and sweeps through the queue."""
+
+import json
+import statistics
+import time
+
+import pytest
+from test_pipeline_e2e import TINY, TINY_MODELS, _make_repo, _repro, _run
+
+pytestmark = pytest.mark.e2e
+PLAIN_ROW = {"rank", "accuracy", "macro_f1", "ece", "latency_ms", "params"}
+
+
+def _leaderboard(repo) -> dict:
+    return json.loads((repo / "metrics" / "leaderboard.json").read_text())
+
+
+def _ok(result):
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_several_seeds_report_mean_and_std_and_one_seed_brings_the_plain_table_back(tmp_path):
+    repo = _make_repo(tmp_path, **{**TINY, "models": {"mlp": TINY_MODELS["mlp"]}, "model": "mlp"}, seeds=[1, 2, 3])
+    _repro(repo)
+    runs = [json.loads((repo / "metrics" / "evaluate" / f"mlp-seed{seed}.json").read_text()) for seed in (1, 2, 3)]
+    assert len({run["accuracy"] for run in runs} | {run["macro_f1"] for run in runs}) > 2  # the seeds differ
+    board = _leaderboard(repo)
+    assert set(board["models"]) == {"mlp", "tuned"}
+    mlp = board["models"]["mlp"]
+    assert mlp["seeds"] == 3
+    for key in ("accuracy", "macro_f1"):
+        assert mlp[key] == pytest.approx(statistics.fmean(run[key] for run in runs))
+        assert mlp[f"{key}_std"] == pytest.approx(statistics.stdev(run[key] for run in runs))
+    assert f"{mlp['accuracy']:.4f} ± {mlp['accuracy_std']:.4f}" in (repo / "leaderboard.md").read_text()
+
+    out = _ok(_run(["dvc", "exp", "run", "-S", "seeds=[1]"], repo))
+    assert "Running stage 'train@" not in out and "Running stage 'compare'" in out  # seed 1 is reused
+    board = _leaderboard(repo)
+    assert set(board["models"]) == {"mlp", "tuned"}
+    assert all(set(row) == PLAIN_ROW for row in board["models"].values())
+    assert board["models"]["mlp"]["accuracy"] == runs[0]["accuracy"]
+    assert "±" not in (repo / "leaderboard.md").read_text()
+
+
+def _queue_busy(repo) -> bool:
+    status = _ok(_run(["dvc", "queue", "status"], repo))
+    return any(word in status for word in ("Queued", "Running"))
+
+
+def _experiments(shown: list) -> dict:
+    """{experiment name: (its params.yaml, its leaderboard)} from `dvc exp show --json`."""
+    found = {}
+    for baseline in shown:
+        for experiment in baseline.get("experiments") or []:
+            for rev in experiment["revs"]:
+                data = rev["data"]
+                found[rev["name"]] = (data["params"]["params.yaml"]["data"],
+                                      data["metrics"]["metrics/leaderboard.json"]["data"])
+    return found
+
+
+def test_a_sweep_through_the_experiment_queue(tmp_path):
+    repo = _make_repo(tmp_path, **{**TINY, "models": {"cnn": {**TINY_MODELS["cnn"], "lr": 0.003}}, "model": "cnn",
+                                   "tune": {"trials": 1, "epochs": 1}})
+    _repro(repo)
+    # data/ is tracked by data.dvc as in the repository, so each experiment's copy of the repo has it too
+    for cmd in (["dvc", "add", "-q", "data"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "baseline"]):
+        _ok(_run(cmd, repo))
+
+    # the README's sweep, on a grid of two learning rates: queued, then run one at a time
+    queued = _ok(_run(["dvc", "exp", "run", "--queue", "-S", "models.cnn.lr=0.001,0.01"], repo))
+    assert queued.count("Queued experiment") == 2, queued
+    _ok(_run(["dvc", "queue", "start", "-j", "1"], repo))
+    deadline = time.monotonic() + 900
+    while _queue_busy(repo):
+        assert time.monotonic() < deadline, _run(["dvc", "queue", "status"], repo).stdout
+        time.sleep(5)
+    status = _ok(_run(["dvc", "queue", "status"], repo))
+    logs = [_run(["dvc", "queue", "logs", line.split()[1]], repo).stdout for line in status.splitlines()
+            if line.endswith("Failed")]
+    assert status.count("Success") == 2 and not logs, status + "\n".join(logs)
+
+    experiments = _experiments(json.loads(_ok(_run(["dvc", "exp", "show", "--json"], repo))))
+    assert sorted(params["models"]["cnn"]["lr"] for params, _ in experiments.values()) == [0.001, 0.01]
+    accuracies = [board["models"]["cnn"]["accuracy"] for _, board in experiments.values()]
+    assert len(set(accuracies)) == 2  # each experiment trained its own model
+    table = _ok(_run(["dvc", "exp", "show", "--md", "--only-changed"], repo))
+    assert all(name in table for name in experiments)
+    _ok(_run(["dvc", "queue", "stop"], repo))  # the idle worker that `dvc queue start` left
