@@ -153,11 +153,15 @@ def test_default_pipeline_end_to_end_is_cached_reproducible_and_selective(tmp_pa
     assert "Running stage 'train@cnn-42'" in out
     assert "Running stage 'train@mlp-42'" not in out and "Running stage 'fetch'" not in out
     # ... and naming another model to tune re-runs tune onwards, reusing every cached train stage.
+    cnn_study = _files(repo / "outputs" / "tune" / "study" / "cnn")
     params["model"] = "mlp"
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     out = _repro(repo)
     assert "Running stage 'tune'" in out and "Running stage 'compare'" in out
     assert "Running stage 'train@" not in out
+    # Each tuned model keeps its own study, so switching back (dvc exp run -S model=cnn) finds cnn's unchanged.
+    assert cnn_study and _files(repo / "outputs" / "tune" / "study" / "cnn") == cnn_study
+    assert _files(repo / "outputs" / "tune" / "study" / "mlp")
 
 
 def test_fer2013_csv_source_keeps_labels_and_original_usage(tmp_path):
@@ -237,6 +241,10 @@ def gcs_emulator():
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def _files(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 def _outputs(repo) -> dict:
