@@ -186,3 +186,15 @@ def test_pretrained_lite0_keeps_its_residual_branches():
     model, _ = build_model("efficientnet_lite0", num_classes=7, image_size=48, pretrained=True)
     scales = [m.bn3.weight for m in model.modules() if isinstance(m, timm_blocks.InvertedResidual) and m.has_skip]
     assert scales and all(scale.abs().sum() > 0 for scale in scales)
+
+
+def test_vit_conv_stem_keeps_the_patch_grid_and_needs_a_power_of_two_patch():
+    model, _ = build_model("vit", num_classes=7, image_size=48, patch_size=8, hidden_size=32, num_hidden_layers=1,
+                           num_attention_heads=2, conv_stem=True)
+    logits = model(torch.randn(3, 1, 48, 48))
+    assert logits.shape == (3, 7)
+    logits.sum().backward()
+    stem = model.vit.vit.embeddings.patch_embeddings.projection
+    assert stem(torch.zeros(1, 1, 48, 48)).shape == (1, 32, 6, 6)  # the same 6 x 6 grid as patch_size 8
+    with pytest.raises(FerError, match="conv_stem needs patch_size to be a power of two"):
+        build_model("vit", num_classes=7, image_size=48, patch_size=6, conv_stem=True)

@@ -39,11 +39,39 @@ def build_vit(num_classes, image_size, pretrained, dropout, **options) -> tuple[
         vit.vit.embeddings.patch_embeddings.num_channels = vit.config.num_channels = 1
         normalization = PRETRAINED_INPUT
     else:
-        check_options("vit", options, allowed=(*SCRATCH_DEFAULTS, "intermediate_size"))
+        check_options("vit", options, allowed=(*SCRATCH_DEFAULTS, "intermediate_size", "conv_stem"))
         vit = _scratch_vit(image_size, num_classes, options)
         normalization = FROM_SCRATCH
     fresh_head(vit, "classifier", num_classes, dropout)
     return ViTLogits(vit), normalization
+
+
+class ConvStem(nn.Sequential):
+    """transformers reads the patch projection's `weight` (for its dtype); the stem answers with its last conv's."""
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self[-1].weight
+
+
+def _conv_stem(patch_size: int, hidden_size: int) -> ConvStem:
+    """Early convolutions in place of the one patch_size x patch_size projection (Xiao et al. 2021, "Early
+    Convolutions Help Transformers See Better"): stride-2 3x3 conv-BN-ReLU stages down to the same patch grid,
+    then a 1x1 projection to the hidden size. A plain ViT trained from scratch on a few thousand images for a
+    few hundred steps stays at the class prior (measured here: 0.25 test accuracy); the stem's locality is what
+    lets it learn in that budget."""
+    stages = patch_size.bit_length() - 1
+    if patch_size != 2 ** stages or stages == 0:
+        raise FerError(f"vit: conv_stem needs patch_size to be a power of two >= 2 (got {patch_size})")
+    layers: list[nn.Module] = []
+    in_channels = 1
+    for stage in range(stages):
+        out_channels = max(16, hidden_size >> (stages - 1 - stage))
+        layers += [nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=False),
+                   nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+        in_channels = out_channels
+    layers.append(nn.Conv2d(in_channels, hidden_size, kernel_size=1))
+    return ConvStem(*layers)
 
 
 def _scratch_vit(image_size: int, num_classes: int, options: dict) -> ViTForImageClassification:
@@ -61,7 +89,10 @@ def _scratch_vit(image_size: int, num_classes: int, options: dict) -> ViTForImag
         intermediate_size=options.get("intermediate_size", 4 * sizes["hidden_size"]),
         **{name: sizes[name] for name in SCRATCH_DEFAULTS},
     )
-    return ViTForImageClassification(config)
+    vit = ViTForImageClassification(config)
+    if options.get("conv_stem", False):
+        vit.vit.embeddings.patch_embeddings.projection = _conv_stem(config.patch_size, config.hidden_size)
+    return vit
 
 
 def _load_pretrained(pretrained: bool | str, checkpoint: str, num_classes: int) -> ViTForImageClassification:
