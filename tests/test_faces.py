@@ -16,6 +16,7 @@ from fer.data.faces import (
     resize_only,
     save_sample_grid,
 )
+from fer.runtime.face_detector import face_detector
 
 
 @pytest.fixture(scope="module")
@@ -78,20 +79,20 @@ def test_align_face_levels_the_eyes_of_a_rotated_face(astronaut, degrees):
 
 
 def test_align_face_pads_a_face_that_reaches_past_the_image_edge(astronaut):
-    corner_face = Face(box=(-20, -10, 80, 80), eyes=None, score=1.0)
+    corner_face = Face(box=(-20, -10, 80, 80), landmarks=None, score=1.0)
     aligned = align_face(astronaut, corner_face, size=48, margin=0.25)
     assert aligned.shape == (48, 48) and aligned.dtype == np.uint8
 
 
 def test_haar_finds_small_faces_and_rejects_non_faces(lfw):
-    result = align_all(lfw, method="haar", size=48, margin=0.15, min_face=12, on_miss="drop")
+    result = align_all(lfw, face_detector("haar", 12), size=48, margin=0.15, crop="landmarks", on_miss="drop")
     faces, non_faces = result.detected[:100], result.detected[100:]
     assert faces.mean() >= 0.8
     assert non_faces.mean() <= 0.05
     assert np.array_equal(result.kept, result.detected)
     assert result.images.shape == (result.kept.sum(), 48, 48) and result.images.dtype == np.uint8
-    assert not result.eyes_levelled[~result.detected].any()
-    assert result.eyes_levelled[:100].mean() >= 0.5
+    assert not result.registered[~result.detected].any()
+    assert result.registered[:100].mean() >= 0.5
 
 
 def test_boxes_of_upscaled_small_images_map_back_into_the_image(lfw):
@@ -103,7 +104,7 @@ def test_boxes_of_upscaled_small_images_map_back_into_the_image(lfw):
 
 def test_haar_misses_are_resized_when_asked(lfw):
     images = lfw[95:105]
-    result = align_all(images, method="haar", size=32, margin=0.15, min_face=12, on_miss="resize")
+    result = align_all(images, face_detector("haar", 12), size=32, margin=0.15, crop="landmarks", on_miss="resize")
     assert result.kept.all()
     assert result.images.shape == (10, 32, 32)
     missed = np.flatnonzero(~result.detected)
@@ -116,9 +117,9 @@ def test_resize_leaves_a_registered_face_unchanged(astronaut):
     face48 = cv2.resize(astronaut[66:163, 177:274], (48, 48), interpolation=cv2.INTER_AREA)
     assert np.array_equal(resize_only(face48, 48), face48)
 
-    result = align_all([face48], method="resize", size=48, margin=0.15, min_face=20, on_miss="drop")
+    result = align_all([face48], None, size=48, margin=0.15, crop="landmarks", on_miss="drop")
     assert np.array_equal(result.images[0], face48)
-    assert not result.detected.any() and not result.eyes_levelled.any() and result.kept.all()
+    assert not result.detected.any() and not result.registered.any() and result.kept.all()
 
 
 def test_resize_crops_the_centre_square_of_a_wide_image(astronaut):
@@ -130,13 +131,18 @@ def test_resize_crops_the_centre_square_of_a_wide_image(astronaut):
 
 
 @pytest.mark.parametrize(
-    "method, on_miss, named",
-    [("dlib", "drop", "align.method"), ("haar", "skip", "align.on_miss")],
+    "crop, on_miss, named, allowed",
+    [("eyes", "drop", "align.crop", "landmarks"), ("box", "skip", "align.on_miss", "resize")],
 )
-def test_unknown_choices_name_the_param_and_the_allowed_values(astronaut, method, on_miss, named):
+def test_unknown_choices_name_the_param_and_the_allowed_values(astronaut, crop, on_miss, named, allowed):
     with pytest.raises(FerError, match=named) as err:
-        align_all([astronaut], method=method, size=48, margin=0.15, min_face=20, on_miss=on_miss)
-    assert "resize" in str(err.value)
+        align_all([astronaut], None, size=48, margin=0.15, crop=crop, on_miss=on_miss)
+    assert allowed in str(err.value)
+
+
+def test_a_method_that_detects_nothing_is_no_face_detector():
+    with pytest.raises(FerError, match="align.method 'resize'.*mtcnn, haar"):
+        face_detector("resize", 20)
 
 
 def test_sample_grid_is_a_png_of_before_after_pairs(tmp_path, astronaut):
