@@ -72,8 +72,10 @@ def _predict(args) -> None:
     import json
 
     from fer.data.photos import BadPhoto, read_photo
+    from fer.serve.model_card import training_note
 
     predictor = _predictor(args)
+    print(f"note: {predictor.name}: {training_note(predictor.record)}", file=sys.stderr)
     results, failed = [], 0
     for photo in args.photos:
         try:

@@ -35,6 +35,7 @@ class ModelRecord(BaseModel):
     pretrained: bool | str
     train: dict                     # the training params it was trained with
     tuned_from: str | None = None   # for the tune stage's model: the `models` entry whose settings were tuned
+    trained_on: dict | None = None  # fer.data.datasets.training_data of its split; None in older checkpoints
     best_epoch: int
     val_acc: float
 
