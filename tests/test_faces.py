@@ -3,8 +3,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO_PARAMS, astronaut, grace_hopper, group_photo
-from skimage import data
+from conftest import REPO_PARAMS
 
 from fer.core.errors import FerError
 from fer.data.faces import (
@@ -19,6 +18,7 @@ from fer.data.faces import (
     save_sample_grid,
 )
 from fer.runtime.face_detector import face_detector
+from fer.tools.bench_faces import astronaut, grace_hopper, group_photo, lfw_subset
 
 
 @pytest.fixture(scope="module", name="astronaut")
@@ -29,7 +29,7 @@ def astronaut_fixture():
 @pytest.fixture(scope="module")
 def lfw():
     """100 face crops then 100 non-face crops, 25x25 uint8."""
-    return [np.round(img * 255).astype(np.uint8) for img in data.lfw_subset()]
+    return lfw_subset()
 
 
 def rotated(gray, degrees):

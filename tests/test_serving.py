@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO_PARAMS, grace_hopper, group_photo, train_params
+from conftest import REPO_PARAMS, train_params
 from PIL import Image
 from skimage import data as skdata
 
@@ -33,6 +33,7 @@ from fer.evaluate.leaderboard import build_leaderboard
 from fer.serve.drift import drift_report
 from fer.serve.predict import FacePrediction, Predictor
 from fer.serve.prediction_log import PredictionLog
+from fer.tools.bench_faces import grace_hopper, group_photo
 from fer.train.trainer import train_model
 
 ROOT = Path(__file__).resolve().parents[1]
