@@ -8,7 +8,7 @@ import pandas as pd
 from fer.core.errors import FerError
 from fer.core.labels import class_counts
 from fer.core.storage import atomic_path
-from fer.data.sources.synthetic import SOURCE_PREFIX
+from fer.data.rawdata import SYNTHETIC_SOURCE
 
 IMAGES = "images.npy"
 MANIFEST = "manifest.csv"
@@ -57,6 +57,6 @@ def training_data(split_dir: str | Path) -> dict:
     if "source" not in manifest:
         source = "unknown"
     else:
-        drawn = manifest["source"].astype(str).str.startswith(SOURCE_PREFIX).all()
+        drawn = manifest["source"].astype(str).str.startswith(SYNTHETIC_SOURCE).all()
         source = "synthetic" if drawn else "dataset"
     return {"source": source, "images": len(images), "classes": class_counts(manifest["label"])}
