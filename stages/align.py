@@ -1,7 +1,6 @@
 """Stage align: detect faces and their landmarks, register them, resize; save a before/after sample grid."""
 
 import argparse
-import time
 
 import pandas as pd
 
@@ -27,9 +26,7 @@ def main():
     raw = rawdata.load(args.raw)
     detects = p.method in FACE_METHODS
     detector = face_detector(p.method, p.min_face) if detects else None
-    start = time.perf_counter()
     result = align_all(raw.images, detector, p.size, p.margin, p.crop, p.on_miss, p.batch_size, progress=True)
-    seconds = time.perf_counter() - start
     if not result.kept.any():
         raise FerError(f"align: no face found in any of {len(raw)} images (align.method={p.method}); "
                        "try align.on_miss=resize or align.method=resize")
@@ -49,7 +46,6 @@ def main():
         "dropped": int(n - kept.sum()),
         "detection_rate": round(float(result.detected.mean()), 4) if detects else None,
         "landmark_rate": round(float(result.registered.mean()), 4) if detects else None,
-        "ms_per_image": round(1000 * seconds / max(n, 1), 2),
     })
 
 
