@@ -72,6 +72,18 @@ def _stage_times() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _bench_faces(args) -> None:
+    import torch
+
+    from fer.tools.bench_faces import bench_faces, markdown
+
+    torch.set_num_threads(args.threads)
+    params = load_params(args.params)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, min_face {params.align.min_face} px, "
+          f"min_face_fraction {params.predict.min_face_fraction}", flush=True)
+    print(markdown(bench_faces(params.align.min_face, params.predict.min_face_fraction, args.repeats)))
+
+
 def _report(args) -> None:
     from fer.tools.report import DEFAULT_PLOTS, build_report, render_plots
 
@@ -94,8 +106,10 @@ def _predict(args) -> None:
     import json
 
     from fer.data.photos import BadPhoto, read_photo
+    from fer.serve.model_card import training_note
 
     predictor = _predictor(args)
+    print(f"note: {predictor.name}: {training_note(predictor.record)}", file=sys.stderr)
     results, failed = [], 0
     for photo in args.photos:
         try:
@@ -190,6 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--params", default=PARAMS_FILE)
     bench.add_argument("--out", help="also write the markdown table here")
     bench.set_defaults(run=_bench)
+    faces = commands.add_parser("bench-faces", help="face detectors on real photos: faces found, false hits, ms")
+    faces.add_argument("--repeats", type=int, default=7, help="timed runs per photo after 2 warm-up runs")
+    faces.add_argument("--threads", type=int, default=1, help="torch threads (MTCNN)")
+    faces.add_argument("--params", default=PARAMS_FILE, help="its align.min_face and predict.min_face_fraction")
+    faces.set_defaults(run=_bench_faces)
     report = commands.add_parser("report", help="pull-request markdown: params, metric changes per model, leaderboard")
     report.add_argument("--rev", default="main", help="the git revision to compare the workspace with")
     report.add_argument("--repo", default=".")

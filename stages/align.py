@@ -1,4 +1,4 @@
-"""Stage align: detect faces, level the eyes, crop, resize; save a before/after sample grid."""
+"""Stage align: detect faces and their landmarks, register them, resize; save a before/after sample grid."""
 
 import argparse
 
@@ -10,6 +10,7 @@ from fer.core.storage import write_json
 from fer.data import rawdata
 from fer.data.datasets import save_images
 from fer.data.faces import align_all, save_sample_grid
+from fer.runtime.face_detector import FACE_METHODS, face_detector
 
 
 @one_line_errors
@@ -23,7 +24,9 @@ def main():
 
     p = load_params().align
     raw = rawdata.load(args.raw)
-    result = align_all(raw.images, p.method, p.size, p.margin, p.min_face, p.on_miss)
+    detects = p.method in FACE_METHODS
+    detector = face_detector(p.method, p.min_face) if detects else None
+    result = align_all(raw.images, detector, p.size, p.margin, p.crop, p.on_miss, p.batch_size, progress=True)
     if not result.kept.any():
         raise FerError(f"align: no face found in any of {len(raw)} images (align.method={p.method}); "
                        "try align.on_miss=resize or align.method=resize")
@@ -32,15 +35,17 @@ def main():
         "label": raw.labels, "usage": raw.usage, "source": raw.source, "detected": result.detected,
     })[kept].reset_index(drop=True)
     save_images(args.out, result.images, manifest)
-    save_sample_grid([im for im, k in zip(raw.images, kept) if k], result.images, args.samples, p.samples)
+    save_sample_grid([im for im, k in zip(raw.images, kept) if k], result.images, args.samples, p.samples,
+                     faces=[face for face, k in zip(result.faces, kept) if k])
     n = len(raw)
     write_json(args.metrics, {
         "method": p.method,
+        "crop": p.crop,
         "images_in": n,
         "images_out": int(kept.sum()),
         "dropped": int(n - kept.sum()),
-        "detection_rate": round(float(result.detected.mean()), 4) if p.method == "haar" else None,
-        "eyes_levelled_rate": round(float(result.eyes_levelled.mean()), 4) if p.method == "haar" else None,
+        "detection_rate": round(float(result.detected.mean()), 4) if detects else None,
+        "landmark_rate": round(float(result.registered.mean()), 4) if detects else None,
     })
 
 

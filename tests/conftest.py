@@ -27,7 +27,7 @@ def tiny_split(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny") / "split"
     for name, seed in (("train", 1), ("val", 2)):
         ds = generate(210 if name == "train" else 70, 48, seed)
-        save_images(root / name, np.stack(ds.images), pd.DataFrame({"label": ds.labels}))
+        save_images(root / name, np.stack(ds.images), pd.DataFrame({"label": ds.labels, "source": ds.source}))
     return root
 
 
@@ -38,3 +38,4 @@ def tiny_checkpoint(tiny_split):
     path = tiny_split.parent / "mlp.pt"
     train_model("mlp", spec, train_params(epochs=1, batch_size=32), seed=7, split_dir=tiny_split, checkpoint_path=path)
     return path
+

@@ -3,10 +3,11 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 import pytest
-from skimage import data
+from conftest import REPO_PARAMS
 
 from fer.core.errors import FerError
 from fer.data.faces import (
+    FIVE_POINT_TEMPLATE,
     Face,
     align_all,
     align_face,
@@ -16,17 +17,19 @@ from fer.data.faces import (
     resize_only,
     save_sample_grid,
 )
+from fer.runtime.face_detector import face_detector
+from fer.tools.bench_faces import astronaut, grace_hopper, group_photo, lfw_subset
 
 
-@pytest.fixture(scope="module")
-def astronaut():
-    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
+@pytest.fixture(scope="module", name="astronaut")
+def astronaut_fixture():
+    return astronaut()
 
 
 @pytest.fixture(scope="module")
 def lfw():
     """100 face crops then 100 non-face crops, 25x25 uint8."""
-    return [np.round(img * 255).astype(np.uint8) for img in data.lfw_subset()]
+    return lfw_subset()
 
 
 def rotated(gray, degrees):
@@ -78,20 +81,20 @@ def test_align_face_levels_the_eyes_of_a_rotated_face(astronaut, degrees):
 
 
 def test_align_face_pads_a_face_that_reaches_past_the_image_edge(astronaut):
-    corner_face = Face(box=(-20, -10, 80, 80), eyes=None, score=1.0)
+    corner_face = Face(box=(-20, -10, 80, 80), landmarks=None, score=1.0)
     aligned = align_face(astronaut, corner_face, size=48, margin=0.25)
     assert aligned.shape == (48, 48) and aligned.dtype == np.uint8
 
 
 def test_haar_finds_small_faces_and_rejects_non_faces(lfw):
-    result = align_all(lfw, method="haar", size=48, margin=0.15, min_face=12, on_miss="drop")
+    result = align_all(lfw, face_detector("haar", 12), size=48, margin=0.15, crop="landmarks", on_miss="drop")
     faces, non_faces = result.detected[:100], result.detected[100:]
     assert faces.mean() >= 0.8
     assert non_faces.mean() <= 0.05
     assert np.array_equal(result.kept, result.detected)
     assert result.images.shape == (result.kept.sum(), 48, 48) and result.images.dtype == np.uint8
-    assert not result.eyes_levelled[~result.detected].any()
-    assert result.eyes_levelled[:100].mean() >= 0.5
+    assert not result.registered[~result.detected].any()
+    assert result.registered[:100].mean() >= 0.5
 
 
 def test_boxes_of_upscaled_small_images_map_back_into_the_image(lfw):
@@ -103,7 +106,7 @@ def test_boxes_of_upscaled_small_images_map_back_into_the_image(lfw):
 
 def test_haar_misses_are_resized_when_asked(lfw):
     images = lfw[95:105]
-    result = align_all(images, method="haar", size=32, margin=0.15, min_face=12, on_miss="resize")
+    result = align_all(images, face_detector("haar", 12), size=32, margin=0.15, crop="landmarks", on_miss="resize")
     assert result.kept.all()
     assert result.images.shape == (10, 32, 32)
     missed = np.flatnonzero(~result.detected)
@@ -116,9 +119,9 @@ def test_resize_leaves_a_registered_face_unchanged(astronaut):
     face48 = cv2.resize(astronaut[66:163, 177:274], (48, 48), interpolation=cv2.INTER_AREA)
     assert np.array_equal(resize_only(face48, 48), face48)
 
-    result = align_all([face48], method="resize", size=48, margin=0.15, min_face=20, on_miss="drop")
+    result = align_all([face48], None, size=48, margin=0.15, crop="landmarks", on_miss="drop")
     assert np.array_equal(result.images[0], face48)
-    assert not result.detected.any() and not result.eyes_levelled.any() and result.kept.all()
+    assert not result.detected.any() and not result.registered.any() and result.kept.all()
 
 
 def test_resize_crops_the_centre_square_of_a_wide_image(astronaut):
@@ -130,13 +133,18 @@ def test_resize_crops_the_centre_square_of_a_wide_image(astronaut):
 
 
 @pytest.mark.parametrize(
-    "method, on_miss, named",
-    [("dlib", "drop", "align.method"), ("haar", "skip", "align.on_miss")],
+    "crop, on_miss, named, allowed",
+    [("eyes", "drop", "align.crop", "landmarks"), ("box", "skip", "align.on_miss", "resize")],
 )
-def test_unknown_choices_name_the_param_and_the_allowed_values(astronaut, method, on_miss, named):
+def test_unknown_choices_name_the_param_and_the_allowed_values(astronaut, crop, on_miss, named, allowed):
     with pytest.raises(FerError, match=named) as err:
-        align_all([astronaut], method=method, size=48, margin=0.15, min_face=20, on_miss=on_miss)
-    assert "resize" in str(err.value)
+        align_all([astronaut], None, size=48, margin=0.15, crop=crop, on_miss=on_miss)
+    assert allowed in str(err.value)
+
+
+def test_a_method_that_detects_nothing_is_no_face_detector():
+    with pytest.raises(FerError, match="align.method 'resize'.*mtcnn, haar"):
+        face_detector("resize", 20)
 
 
 def test_sample_grid_is_a_png_of_before_after_pairs(tmp_path, astronaut):
@@ -180,3 +188,83 @@ def test_min_face_fraction_skips_faces_small_against_the_photo(astronaut):
     side = max(face.box[2:])
     assert len(detect_faces(astronaut, 20, min_face_fraction=0.9 * side / 512)) == 1
     assert detect_faces(astronaut, 20, min_face_fraction=2 * side / 512) == []
+
+
+# ---- the landmark detector (mtcnn), the default ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mtcnn():
+    return face_detector("mtcnn", 12)
+
+
+def test_mtcnn_finds_lfw_faces_and_rejects_non_faces(lfw, mtcnn):
+    found = np.array([bool(faces) for faces in mtcnn(lfw)])  # 25x25 crops: upscaled and padded inside
+    assert found[:100].sum() >= 95
+    assert found[100:].sum() <= 2
+
+
+@pytest.mark.parametrize("photo", [astronaut, grace_hopper], ids=["astronaut", "grace_hopper"])
+def test_mtcnn_finds_the_one_face_of_a_portrait_with_five_landmarks_inside_it(photo, mtcnn):
+    (face,) = mtcnn([photo()], REPO_PARAMS.predict.min_face_fraction)[0]
+    x, y, w, h = face.box
+    assert len(face.landmarks) == 5
+    assert all(x <= px <= x + w and y <= py <= y + h for px, py in face.landmarks)
+    (lx, ly), (rx, ry), (nx, ny), (mlx, mly), (mrx, mry) = face.landmarks
+    assert lx < nx < rx and mlx < mrx and max(ly, ry) < ny < min(mly, mry)  # eyes, then nose, then mouth
+
+
+@pytest.mark.parametrize("method", ["mtcnn", "haar"])
+def test_every_face_of_a_group_photo_at_several_sizes_is_found(method):
+    photo, placed = group_photo()
+    faces = face_detector(method, REPO_PARAMS.align.min_face)([photo], REPO_PARAMS.predict.min_face_fraction)[0]
+    assert len(faces) == len(placed)
+    for x, y, side in placed:
+        centre = (x + side / 2, y + side / 2)
+        hits = [f for f in faces if abs(f.box[0] + f.box[2] / 2 - centre[0]) < side / 3
+                and abs(f.box[1] + f.box[3] / 2 - centre[1]) < side / 3]
+        assert len(hits) == 1, (x, y, side)
+
+
+@pytest.mark.parametrize("degrees", [-25, 0, 25])
+def test_five_point_alignment_puts_the_landmarks_on_the_template(degrees, mtcnn):
+    face = mtcnn([rotated(astronaut(), degrees)])[0][0]
+    matrix, side = alignment_matrix(face, margin=0.15, crop="landmarks")
+    moved = np.array([matrix @ (x, y, 1.0) for x, y in face.landmarks])
+    assert np.abs(moved - FIVE_POINT_TEMPLATE * side).max() < 0.06 * side
+    # An independent check: the detector sees level eyes in the aligned (upscaled) crop.
+    aligned = align_face(rotated(astronaut(), degrees), face, size=160, margin=0.15)
+    (again,) = mtcnn([aligned])[0]
+    assert abs(eye_tilt_degrees(again.eyes)) < 5
+
+
+def test_box_crop_keeps_the_face_upright(mtcnn):
+    face = mtcnn([rotated(astronaut(), 20)])[0][0]
+    matrix, _ = alignment_matrix(face, margin=0.15, crop="box")
+    assert np.array_equal(matrix[:, :2], np.eye(2))
+
+
+def test_mtcnn_from_many_threads_finds_the_same_faces(mtcnn):
+    small = cv2.resize(astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
+    with ThreadPoolExecutor(4) as pool:
+        boxes = set(pool.map(lambda _: tuple(f.box for f in mtcnn([small])[0]), range(16)))
+    assert len(boxes) == 1 and len(next(iter(boxes))) == 1
+
+
+def test_batches_find_what_single_images_find(lfw, mtcnn):
+    one_by_one = [mtcnn([img])[0] for img in lfw[90:110]]
+    result = align_all(lfw[90:110], mtcnn, size=48, margin=0.15, crop="landmarks", on_miss="drop", batch_size=7)
+    assert list(result.detected) == [bool(faces) for faces in one_by_one]
+    assert [f.box for f in result.faces if f] == [faces[0].box for faces in one_by_one if faces]
+    assert np.array_equal(result.registered, result.detected)
+
+
+def test_sample_grid_marks_the_landmarks_on_the_original(tmp_path, mtcnn):
+    photo = astronaut()
+    face = mtcnn([photo])[0][0]
+    after = np.stack([align_face(photo, face, 64, 0.15)])
+    save_sample_grid([photo], after, tmp_path / "grid.png", n=1, faces=[face])
+    grid = cv2.imread(str(tmp_path / "grid.png"), cv2.IMREAD_UNCHANGED)
+    scale = 64 / 512
+    for x, y in face.landmarks:
+        assert grid[round(y * scale), round(x * scale)] == 255

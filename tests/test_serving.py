@@ -34,6 +34,7 @@ from fer.evaluate.leaderboard import build_leaderboard
 from fer.serve.drift import drift_report
 from fer.serve.predict import FacePrediction, Predictor
 from fer.serve.prediction_log import PredictionLog
+from fer.tools.bench_faces import grace_hopper, group_photo
 from fer.train.trainer import train_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +54,8 @@ def photos(tmp_path_factory):
     (root / "astronaut.jpg").write_bytes(_jpeg(skdata.astronaut()))
     (root / "astronaut256.jpg").write_bytes(_jpeg(np.asarray(Image.fromarray(skdata.astronaut()).resize((256, 256)))))
     (root / "blank.jpg").write_bytes(_jpeg(np.full((240, 320), 128, np.uint8)))
+    (root / "group.jpg").write_bytes(_jpeg(group_photo()[0]))
+    (root / "grace_hopper.jpg").write_bytes(_jpeg(grace_hopper()))
     (root / "notes.txt").write_text("not a photo")
     return root
 
@@ -90,7 +93,8 @@ def test_predict_table_and_one_line_per_bad_photo(tiny_checkpoint, photos, capsy
     assert exit_.value.code == 1
     out, err = capsys.readouterr()
     assert "astronaut.jpg  face 1" in out and sum(emotion in out for emotion in EMOTIONS) == 7
-    errors = err.strip().splitlines()
+    note, *errors = err.strip().splitlines()
+    assert note.startswith("note: mlp: trained on 210 synthetic images") and "not meaningful" in note
     assert len(errors) == 3
     assert "blank.jpg: no face found" in errors[0]
     assert "notes.txt: not an image" in errors[1]
@@ -213,6 +217,23 @@ def test_server_health_and_model_card(server):
     assert card["name"] == "mlp" and card["arch"] == "mlp" and card["classes"] == list(EMOTIONS)
     assert card["champion"] is False and card["test_metrics"] == {}  # no champion record to take them from
     assert {"sha256", "git_revision"} <= set(card)
+    assert card["trained_on"]["source"] == "synthetic" and card["trained_on"]["images"] == 210
+    assert "real photos are not meaningful until the pipeline runs on FER2013" in card["training_note"]
+
+
+def test_parallel_uploads_find_the_same_faces_as_one_at_a_time(server, photos):
+    url, _ = server
+    names = ["group.jpg", "astronaut256.jpg", "grace_hopper.jpg", "group.jpg"] * 2
+    def faces(name):
+        response = _upload(url, name, (photos / name).read_bytes())
+        assert response.status_code == 200, response.text
+        return [(f["box"], f["landmarks"], f["emotion"]) for f in response.json()["faces"]]
+    alone = [faces(name) for name in names]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(faces, names))
+    assert together == alone
+    assert [len(f) for f in alone[:3]] == [5, 1, 1]
+    assert all(len(landmarks) == 5 for _, landmarks, _ in alone[0])
 
 
 def test_a_tuned_champion_is_served_under_its_own_name_with_its_own_metrics(tiny_checkpoint, tiny_split,
@@ -349,8 +370,14 @@ def test_upload_page_in_headless_chromium_draws_probability_bars(server, photos,
         assert sorted(bar.get_attribute("data-emotion") for bar in bars) == sorted(EMOTIONS)
         widths = [float(bar.get_attribute("style").split("width:")[1].split("%")[0]) for bar in bars]
         assert sum(widths) == pytest.approx(100, abs=0.5)
-        assert driver.find_element(By.ID, "canvas").is_displayed()
+        WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "canvas").is_displayed())
         assert driver.find_element(By.ID, "error").text == ""
+        assert "not meaningful until the pipeline runs on FER2013" in driver.find_element(By.ID, "note").text
+        (face,) = _upload(url, "astronaut256.jpg", (photos / "astronaut256.jpg").read_bytes()).json()["faces"]
+        for x, y in face["landmarks"]:  # each of the five drawn as a dot of the landmark colour
+            pixel = driver.execute_script("return Array.from(document.getElementById('canvas').getContext('2d')"
+                                          ".getImageData(arguments[0], arguments[1], 1, 1).data)", round(x), round(y))
+            assert pixel[:3] == [0x2C, 0xC3, 0xE0]
         driver.find_element(By.ID, "photo").send_keys(str(photos / "blank.jpg"))
         WebDriverWait(driver, 30).until(lambda d: "no face found" in d.find_element(By.ID, "error").text)
     finally:

@@ -47,11 +47,13 @@ class SyntheticParams(_Section):
 
 
 class AlignParams(_Section):
-    method: Literal["resize", "haar"]
+    method: Literal["mtcnn", "haar", "resize"]
+    crop: Literal["landmarks", "box"]
     size: int = Field(ge=16, le=512)
     margin: float = Field(ge=0.0, le=1.0)
     min_face: int = Field(ge=8)
     on_miss: Literal["resize", "drop"]
+    batch_size: int = Field(ge=1)
     samples: int = Field(ge=1, le=64)
 
 
@@ -155,7 +157,7 @@ class CompareParams(_Section):
 class PredictParams(_Section):
     """fer predict / fer serve: photos from users rather than dataset crops."""
     # Faces smaller than this share of the photo's shorter side are not looked for: each halving of the
-    # smallest face roughly doubles the cascade's work, and a 256x256 photo must stay under 50 ms.
+    # smallest face roughly doubles the detector's work (README: `fer bench-faces`).
     min_face_fraction: float = Field(ge=0.0, le=1.0)
     max_upload_mb: float = Field(gt=0)
     max_megapixels: float = Field(gt=0)  # the decompression-bomb limit, checked before decoding

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 
 from fer.core.errors import FerError
+from fer.core.labels import class_counts
 from fer.core.storage import atomic_path
+from fer.data.rawdata import SYNTHETIC_SOURCE
 
 IMAGES = "images.npy"
 MANIFEST = "manifest.csv"
@@ -45,3 +47,16 @@ def load_split(split_dir: str | Path, name: str) -> tuple[np.ndarray, np.ndarray
     """(images (N, S, S) uint8, labels (N,) int64) of one split."""
     images, manifest = load_images(Path(split_dir) / name)
     return images, manifest["label"].to_numpy(dtype=np.int64)
+
+
+
+def training_data(split_dir: str | Path) -> dict:
+    """What a model trained on this split saw: its data source ("synthetic" when every image is drawn by the
+    synthetic source, else "dataset"; "unknown" without a source column), its images and their classes."""
+    images, manifest = load_images(Path(split_dir) / "train")
+    if "source" not in manifest:
+        source = "unknown"
+    else:
+        drawn = manifest["source"].astype(str).str.startswith(SYNTHETIC_SOURCE).all()
+        source = "synthetic" if drawn else "dataset"
+    return {"source": source, "images": len(images), "classes": class_counts(manifest["label"])}

@@ -17,6 +17,7 @@ from fer.core.storage import atomic_path
 PIXELS = "pixels.npy"
 MANIFEST = "manifest.csv"
 USAGES = ("train", "val", "test", "")  # "" = no split given by the source
+SYNTHETIC_SOURCE = "synthetic:"  # the `source` of a drawn face (fer.data.sources.synthetic): this, then its index
 
 
 @dataclass

@@ -38,6 +38,7 @@ class ModelRecord(BaseModel):
     train: dict                     # the training params it was trained with
     seed: int                       # the seed of its initial weights and batch order
     tuned_from: str | None = None   # for the tune stage's model: the `models` entry whose settings were tuned
+    trained_on: dict | None = None  # fer.data.datasets.training_data of its split; None in older checkpoints
     best_epoch: int
     val_acc: float
 

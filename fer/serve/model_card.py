@@ -20,6 +20,19 @@ def _git_revision(repo: Path) -> str | None:
     return done.stdout.strip() + ("-dirty" if dirty else "")
 
 
+def training_note(record: ModelRecord) -> str:
+    """One line on what the model was trained on; for the synthetic set, that it says nothing about real photos."""
+    seen = record.trained_on
+    if seen is None:
+        return "training data not recorded (a checkpoint from before fer recorded it)"
+    classes = ", ".join(name for name, count in seen["classes"].items() if count)
+    what = f"trained on {seen['images']} {seen['source']} images of {classes}"
+    if seen["source"] == "synthetic":
+        return (f"{what}, all drawn faces: its predictions on real photos are not meaningful until the "
+                "pipeline runs on FER2013")
+    return what
+
+
 def model_card(record: ModelRecord, checkpoint_sha256: str, champion_record: str | Path | None,
                repo: str | Path = ".") -> dict:
     """The champion's test metrics appear only when the served file is the champion's (same sha256)."""
@@ -31,6 +44,8 @@ def model_card(record: ModelRecord, checkpoint_sha256: str, champion_record: str
         "tuned_from": record.tuned_from,
         "classes": record.classes,
         "image_size": record.image_size,
+        "trained_on": record.trained_on,
+        "training_note": training_note(record),
         "sha256": checkpoint_sha256,
         "champion": is_champion,
         "test_metrics": champion["test_metrics"] if is_champion else {},

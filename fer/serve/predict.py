@@ -9,10 +9,11 @@ import torch
 from fer.core.errors import FerError
 from fer.core.params import AlignParams, PredictParams
 from fer.core.storage import file_sha256
-from fer.data.faces import align_face, detect_faces
+from fer.data.faces import align_face
 from fer.data.image_stats import image_stats
 from fer.data.photos import BadPhoto
 from fer.runtime.checkpoint import load_checkpoint
+from fer.runtime.face_detector import FACE_METHODS, face_detector
 from fer.runtime.inference import predict_probabilities
 
 
@@ -22,6 +23,7 @@ class FacePrediction:
     detector_score: float
     probabilities: dict[str, float]  # every class, summing to 1
     image_stats: dict[str, float] = field(default_factory=dict)  # fer.data.image_stats.IMAGE_STATS of the crop
+    landmarks: tuple[tuple[float, float], ...] | None = None  # fer.data.faces.Face.landmarks, in the photo
 
     @property
     def emotion(self) -> str:
@@ -34,6 +36,7 @@ class FacePrediction:
 
     def as_dict(self) -> dict:
         return {"box": list(self.box), "emotion": self.emotion, "detector_score": round(self.detector_score, 4),
+                "landmarks": [[round(x, 1), round(y, 1)] for x, y in self.landmarks or ()],
                 "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()}}
 
 
@@ -46,6 +49,8 @@ class Predictor:
         self.checkpoint_sha256 = file_sha256(checkpoint)
         self.align = align
         self.settings = settings
+        # Photos are never registered crops: with align.method=resize they are still searched, with mtcnn.
+        self.detector = face_detector(align.method if align.method in FACE_METHODS else "mtcnn", align.min_face)
 
     @property
     def limits(self) -> dict:
@@ -60,13 +65,15 @@ class Predictor:
     def predict(self, grey: np.ndarray, name: str = "photo", scale: float = 1.0) -> list[FacePrediction]:
         """Every detected face, largest first; a photo with none is a BadPhoto (422).
 
-        scale: the photo's size over grey's, when it was decoded shrunk; boxes are in the photo's pixels.
+        scale: the photo's size over grey's, when it was decoded shrunk; boxes and landmarks are in the photo's
+        pixels.
         """
-        faces = detect_faces(grey, self.align.min_face, self.settings.min_face_fraction)
+        (faces,) = self.detector([grey], self.settings.min_face_fraction)
         if not faces:
             smallest = round(max(self.align.min_face, self.settings.min_face_fraction * min(grey.shape)) * scale)
             raise BadPhoto(f"{name}: no face found (faces of at least {smallest} px are looked for)", 422)
-        crops = np.stack([align_face(grey, face, self.align.size, self.align.margin) for face in faces])
+        crops = np.stack([align_face(grey, face, self.align.size, self.align.margin, self.align.crop)
+                          for face in faces])
         probabilities = predict_probabilities(self.model, torch.from_numpy(crops), self.record.input_spec)
         if not np.isfinite(probabilities).all():  # never an emotion with null probabilities
             raise FerError(f"{self.checkpoint}: the model gave NaN or inf probabilities for {name}; refusing them")
@@ -75,6 +82,7 @@ class Predictor:
             FacePrediction(
                 box=tuple(round(v * scale) for v in face.box),
                 detector_score=face.score,
+                landmarks=None if face.landmarks is None else tuple((x * scale, y * scale) for x, y in face.landmarks),
                 probabilities=dict(zip(self.record.classes, map(float, row))),
                 image_stats={k: float(v[i]) for k, v in stats.items()},
             )

@@ -7,7 +7,7 @@ from dvclive import Live
 
 from fer.core.labels import EMOTIONS
 from fer.core.params import ModelParams, TrainParams
-from fer.data.datasets import load_split
+from fer.data.datasets import load_split, training_data
 from fer.models import build_model
 from fer.runtime.checkpoint import ModelRecord, save_checkpoint
 from fer.runtime.device import resolve_device
@@ -49,7 +49,7 @@ def train_model(name: str, spec: ModelParams, cfg: TrainParams, seed: int, split
     record = ModelRecord(
         name=name, arch=spec.arch, classes=classes, **input_spec.as_dict(), options=dict(spec.options),
         dropout=cfg.dropout, pretrained=spec.pretrained, train=cfg.model_dump(), seed=seed, tuned_from=tuned_from,
-        best_epoch=result.best_epoch, val_acc=result.best_val_acc,
+        best_epoch=result.best_epoch, val_acc=result.best_val_acc, trained_on=training_data(split_dir),
     )
     save_checkpoint(checkpoint_path, result.best_state, record)
     return result

@@ -1,0 +1,95 @@
+"""The face finders behind one interface: a batch of grey images in, each image's faces out.
+
+"mtcnn" (the default): facenet-pytorch's MTCNN, whose three small networks ship inside its wheel (MIT),
+run here on torch in batches of equal-sized images; it gives a box, a confidence and five landmarks per
+face. "haar": OpenCV's cascades (fer.data.faces.detect_faces), boxes and, when found, the two eyes.
+"""
+
+from collections import defaultdict
+
+import cv2
+import numpy as np
+import torch
+from facenet_pytorch import ONet, PNet, RNet
+from facenet_pytorch.models.utils.detect_face import detect_face
+
+from fer.core.errors import FerError
+from fer.data.faces import Face, detect_faces, upscaled_for_detection
+
+FACE_METHODS = ("mtcnn", "haar")
+# MTCNN's published per-stage thresholds and pyramid step.
+STAGE_THRESHOLDS = (0.6, 0.7, 0.7)
+PYRAMID_FACTOR = 0.709
+# The final confidence a face must reach: at 0.9, 0 of lfw_subset's 100 non-faces against 98 of its
+# 100 faces (README, `fer bench-faces`).
+MIN_SCORE = 0.9
+# A face filling a small image whole gives MTCNN no context to see its outline: such images are
+# upscaled (as for Haar) and padded by this share of their side with their own edge pixels.
+SMALL_IMAGE_PAD = 0.25
+
+
+class MtcnnDetector:
+    def __init__(self, min_face: int):
+        self.min_face = min_face
+        # Inference only, and no state between calls, so one instance serves many threads.
+        self.nets = tuple(net().eval() for net in (PNet, RNet, ONet))
+
+    def __call__(self, images: list[np.ndarray], min_face_fraction: float = 0.0) -> list[list[Face]]:
+        """Faces of at least `min_face` pixels and `min_face_fraction` of the shorter side, largest first."""
+        by_shape = defaultdict(list)
+        for i, gray in enumerate(images):
+            by_shape[gray.shape[:2]].append(i)
+        found: list[list[Face]] = [[] for _ in images]
+        for shape, members in by_shape.items():
+            min_face = max(self.min_face, min_face_fraction * min(shape))
+            for i, faces in zip(members, self._detect_same_size([images[i] for i in members], min_face)):
+                found[i] = faces
+        return found
+
+    def _detect_same_size(self, images: list[np.ndarray], min_face: float) -> list[list[Face]]:
+        prepared = [_prepared(gray) for gray in images]
+        scale, pad = prepared[0][1], prepared[0][2]
+        batch = np.stack([cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) for image, _, _ in prepared])
+        with torch.inference_mode():
+            boxes, points = detect_face(batch, max(12.0, min_face * scale), *self.nets, STAGE_THRESHOLDS,
+                                        PYRAMID_FACTOR, torch.device("cpu"))
+        return [_faces(b, p, scale, pad) for b, p in zip(boxes, points)]
+
+
+def _prepared(gray: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """The image MTCNN sees, the scale from the input to it and the padding added around it."""
+    image, scale = upscaled_for_detection(gray)
+    if scale == 1.0:
+        return image, 1.0, 0
+    pad = round(SMALL_IMAGE_PAD * min(image.shape))
+    return cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE), scale, pad
+
+
+def _faces(boxes: np.ndarray, points: np.ndarray, scale: float, pad: int) -> list[Face]:
+    faces = []
+    for (x0, y0, x1, y1, score), landmarks in zip(boxes, points):
+        if score < MIN_SCORE:
+            continue
+        x0, y0, x1, y1 = ((v - pad) / scale for v in (x0, y0, x1, y1))
+        faces.append(Face(
+            box=(round(x0), round(y0), round(x1 - x0), round(y1 - y0)),
+            landmarks=tuple((float(x - pad) / scale, float(y - pad) / scale) for x, y in landmarks),
+            score=float(score),
+        ))
+    faces.sort(key=lambda f: (f.box[2] * f.box[3], f.score), reverse=True)
+    return faces
+
+
+class HaarDetector:
+    def __init__(self, min_face: int):
+        self.min_face = min_face
+
+    def __call__(self, images: list[np.ndarray], min_face_fraction: float = 0.0) -> list[list[Face]]:
+        return [detect_faces(gray, self.min_face, min_face_fraction) for gray in images]
+
+
+def face_detector(method: str, min_face: int) -> MtcnnDetector | HaarDetector:
+    """The detector `method` names (align.method), looking for faces of at least `min_face` pixels."""
+    if method not in FACE_METHODS:
+        raise FerError(f"align.method {method!r} finds no faces; a face detector is one of {', '.join(FACE_METHODS)}")
+    return MtcnnDetector(min_face) if method == "mtcnn" else HaarDetector(min_face)
