@@ -129,7 +129,8 @@ def test_the_pruner_stops_a_trial_that_trails_the_others():
         def objective(trial):
             report = pruning_reporter(trial)
             for epoch, acc in enumerate(accuracies, start=1):
-                report(tuning.EpochLog(epoch, 0.0, 0.0, 0.0, acc, 0.0, 1.0, 1.0))
+                report(tuning.EpochLog(epoch=epoch, train_loss=0.0, train_acc=0.0, val_loss=0.0, val_acc=acc,
+                                       lr=0.0, seconds=1.0, images_per_second=1.0, bn_seconds=0.0))
             return accuracies[-1]
         return objective
 
