@@ -10,7 +10,3 @@ _LAYOUT = yaml.safe_load(resources.files(__package__).joinpath("paths.yaml").rea
 
 PATHS = SimpleNamespace(**{key: Path(value) for key, value in _LAYOUT["paths"].items()})
 TUNED_NAME: str = _LAYOUT["tuned_name"]
-
-
-def evaluation_of(name: str) -> Path:
-    return PATHS.evaluations / f"{name}.json"

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from sklearn.utils.class_weight import compute_class_weight
 from tqdm import tqdm
 
 from fer.core.params import TrainParams
@@ -72,6 +71,10 @@ def _schedule(optimizer, cfg: TrainParams, steps_per_epoch: int):
 def _loss_fn(train_labels: torch.Tensor, num_classes: int, cfg: TrainParams) -> torch.nn.Module:
     weight = None
     if cfg.class_weights:
+        # imported here: sklearn adds ~1.2 s to the start-up of every train process, and the option is off
+        # by default (measured with python -X importtime stages/train.py --help)
+        from sklearn.utils.class_weight import compute_class_weight
+
         y = train_labels.cpu().numpy()
         present = np.unique(y)
         weight = np.ones(num_classes, dtype=np.float32)
