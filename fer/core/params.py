@@ -46,13 +46,19 @@ class SyntheticParams(_Section):
     photo_size: int = Field(ge=64, le=1024)
 
 
+# The align stage's choices, named so that the code using them takes its lists from here (typing.get_args).
+FaceDetector = Literal["mtcnn", "haar"]
+AlignCrop = Literal["landmarks", "box"]
+OnMiss = Literal["resize", "drop"]
+
+
 class AlignParams(_Section):
-    method: Literal["mtcnn", "haar", "resize"]
-    crop: Literal["landmarks", "box"]
+    method: Literal[FaceDetector, "resize"]
+    crop: AlignCrop
     size: int = Field(ge=16, le=512)
     margin: float = Field(ge=0.0, le=1.0)
     min_face: int = Field(ge=8)
-    on_miss: Literal["resize", "drop"]
+    on_miss: OnMiss
     batch_size: int = Field(ge=1)
     samples: int = Field(ge=1, le=64)
 

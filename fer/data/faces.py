@@ -12,16 +12,18 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import get_args
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
 from fer.core.errors import FerError
+from fer.core.params import AlignCrop, OnMiss
 from fer.core.storage import atomic_path
 
-ON_MISS_ACTIONS = ("resize", "drop")
-CROPS = ("landmarks", "box")
+ON_MISS_ACTIONS = get_args(OnMiss)
+CROPS = get_args(AlignCrop)
 
 # Where registration puts the five landmarks (eyes, nose tip, mouth corners; left-in-image first), as
 # fractions of the crop side: where the registered 48x48 crops of the synthetic source have them (face
