@@ -126,12 +126,15 @@ def test_a_killed_workers_trial_is_marked_failed_and_the_study_goes_on(postgres,
     deadline = time.monotonic() + 300
     while True:  # until a trial is mid-way: running, with an epoch reported
         assert worker.poll() is None and time.monotonic() < deadline, "the worker ended before a trial was mid-way"
+        # Frozen while the study is read, so that the trial seen running cannot finish before the kill.
+        worker.send_signal(signal.SIGSTOP)
         try:
             running = _study(postgres, "killed-worker").get_trials(states=(TrialState.RUNNING,))
         except KeyError:  # the worker has not created the study yet
             running = []
         if running and running[0].intermediate_values:
             break
+        worker.send_signal(signal.SIGCONT)
         time.sleep(0.1)
     worker.send_signal(signal.SIGKILL)
     worker.communicate()
