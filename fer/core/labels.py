@@ -1,4 +1,20 @@
-"""The canonical FER2013 label order, and the names other datasets use for the same classes."""
+"""What a dataset's labels mean: the task, its classes, and how labels sit in a manifest.
+
+expression: one class per image, stored as its index in `classes` (FER2013 keeps the canonical 7-emotion
+order; a folder tree gives its own classes). attributes: several binary attributes per image (CelebA), stored
+as one 0/1 column per attribute.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from fer.core.errors import FerError
+
+Task = Literal["expression", "attributes"]
 
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -16,17 +32,69 @@ _ALIASES = {
     "calm": "neutral",
 }
 
+LABEL_COLUMN = "label"
+ATTRIBUTE_PREFIX = "attr:"
+LABEL_SET_FILE = "labels.json"
 
-def label_of(name: str) -> int | None:
-    """Canonical label index of a class name (any case), or None if it names no FER2013 class."""
+
+def class_name(name: str) -> str:
+    """A folder's class name as the pipeline writes it: lower case, and an emotion's canonical spelling."""
     key = name.strip().lower()
-    key = _ALIASES.get(key, key)
-    return EMOTIONS.index(key) if key in EMOTIONS else None
+    return _ALIASES.get(key, key)
 
 
-def class_counts(labels) -> dict[str, int]:
-    """Images per class, by canonical name, every class listed (0 where absent)."""
-    counts = [0] * len(EMOTIONS)
-    for label in labels:
-        counts[int(label)] += 1
-    return dict(zip(EMOTIONS, counts))
+def default_order(names) -> list[str]:
+    """Classes found in the data, in the canonical emotion order first, then the others by name."""
+    names = set(names)
+    return [e for e in EMOTIONS if e in names] + sorted(names - set(EMOTIONS))
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    task: Task
+    classes: tuple[str, ...]
+
+    def column_names(self) -> list[str]:
+        if self.task == "expression":
+            return [LABEL_COLUMN]
+        return [ATTRIBUTE_PREFIX + name for name in self.classes]
+
+    def columns(self, labels: np.ndarray) -> dict[str, np.ndarray]:
+        """Manifest columns holding `labels` ((N,) indices, or (N, K) 0/1 for attributes)."""
+        if self.task == "expression":
+            return {LABEL_COLUMN: np.asarray(labels, np.int64)}
+        labels = np.asarray(labels, np.int8).reshape(len(labels), len(self.classes))
+        return {column: labels[:, k] for k, column in enumerate(self.column_names())}
+
+    def from_columns(self, manifest, where: str) -> np.ndarray:
+        """The labels a manifest (a pandas DataFrame) holds for this label set."""
+        names = self.column_names()
+        missing = [n for n in names if n not in manifest]
+        if missing:
+            raise FerError(f"{where}: manifest lacks column {missing[0]!r}; rebuild it (dvc repro)")
+        if self.task == "expression":
+            return manifest[LABEL_COLUMN].to_numpy(np.int64)
+        return manifest[names].to_numpy(np.int8)
+
+    def counts(self, labels: np.ndarray) -> dict[str, int]:
+        """Images per class (expression) or images showing each attribute, every class listed."""
+        labels = np.asarray(labels)
+        if self.task == "expression":
+            per_class = np.bincount(labels.astype(np.int64), minlength=len(self.classes))
+        else:
+            per_class = labels.reshape(len(labels), len(self.classes)).sum(0)
+        return {name: int(c) for name, c in zip(self.classes, per_class)}
+
+    def save(self, folder: Path) -> None:
+        (folder / LABEL_SET_FILE).write_text(json.dumps({"task": self.task, "classes": list(self.classes)}) + "\n")
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "LabelSet":
+        path = Path(folder) / LABEL_SET_FILE
+        if not path.is_file():
+            raise FerError(f"{path}: missing; rebuild the dataset (dvc repro)")
+        content = json.loads(path.read_text())
+        return cls(content["task"], tuple(content["classes"]))
+
+
+FER2013 = LabelSet("expression", EMOTIONS)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from fer.core.errors import FerError
+from fer.core.labels import LabelSet
 from fer.core.storage import atomic_path
 
 PIXELS = "pixels.npy"
@@ -22,16 +23,18 @@ SYNTHETIC_SOURCE = "synthetic:"  # the `source` of a drawn face (fer.data.source
 
 @dataclass
 class RawDataset:
-    """Grey images of varied sizes with canonical labels.
+    """Grey images of varied sizes with their labels.
 
-    images: list of 2-D uint8 arrays; labels: canonical FER2013 indices; usage: the split the source
-    assigned ("" if none); source: where each image came from (file path or csv row), for error messages.
+    images: list of 2-D uint8 arrays; labels: indices into label_set.classes (N,), or (N, K) 0/1 attributes;
+    usage: the split the source assigned ("" if none); source: where each image came from (file path or csv
+    row), for error messages.
     """
 
     images: list
     labels: np.ndarray
     usage: list
     source: list
+    label_set: LabelSet
     skipped: int = 0
     sixteen_bit: int = 0  # images read from 16-bit samples, scaled to 8 bits by their real depth
 
@@ -39,7 +42,10 @@ class RawDataset:
         n = len(self.images)
         if not (len(self.labels) == len(self.usage) == len(self.source) == n):
             raise ValueError("RawDataset: images, labels, usage and source must have the same length")
-        self.labels = np.asarray(self.labels, dtype=np.int64)
+        if self.label_set.task == "expression":
+            self.labels = np.asarray(self.labels, np.int64).reshape(n)
+        else:
+            self.labels = np.asarray(self.labels, np.int8).reshape(n, len(self.label_set.classes))
 
     def __len__(self):
         return len(self.images)
@@ -52,7 +58,7 @@ def save(ds: RawDataset, out_dir: str | Path) -> None:
     sizes = shapes[:, 0] * shapes[:, 1]
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     manifest = pd.DataFrame({
-        "label": ds.labels,
+        **ds.label_set.columns(ds.labels),
         "usage": ds.usage,
         "height": shapes[:, 0],
         "width": shapes[:, 1],
@@ -63,6 +69,7 @@ def save(ds: RawDataset, out_dir: str | Path) -> None:
         tmp.mkdir()
         np.save(tmp / PIXELS, np.concatenate([np.ascontiguousarray(im, np.uint8).ravel() for im in ds.images]))
         manifest.to_csv(tmp / MANIFEST, index=False)
+        ds.label_set.save(tmp)
 
 
 def load(in_dir: str | Path) -> RawDataset:
@@ -72,8 +79,10 @@ def load(in_dir: str | Path) -> RawDataset:
             raise FerError(f"{in_dir / name}: missing; run the fetch stage first (dvc repro fetch)")
     pixels = np.load(in_dir / PIXELS, mmap_mode="r")
     m = pd.read_csv(in_dir / MANIFEST, keep_default_na=False, dtype={"usage": str, "source": str})
+    label_set = LabelSet.load(in_dir)
     images = [
         np.asarray(pixels[o:o + h * w]).reshape(h, w)
         for o, h, w in zip(m["offset"], m["height"], m["width"])
     ]
-    return RawDataset(images, m["label"].to_numpy(), list(m["usage"]), list(m["source"]))
+    return RawDataset(images, label_set.from_columns(m, str(in_dir / MANIFEST)), list(m["usage"]), list(m["source"]),
+                      label_set)

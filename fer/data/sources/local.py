@@ -1,8 +1,9 @@
 """Read a FER dataset from a local csv, folder tree or zip, in whichever public layout it comes.
 
-Layouts: fer2013.csv / icml_face_data.csv (emotion, pixels[, Usage]); msambare/fer2013 trees
-(train/<class>/*.jpg, test/<class>/*.jpg); Human Face Emotions trees (<Class>/* of any size and
-colour); a folder holding one such csv; a zip of any of these, possibly wrapped in an extra folder.
+Layouts: fer2013.csv / icml_face_data.csv (emotion, pixels[, Usage]), whose classes are FER2013's 7 emotions;
+msambare/fer2013 trees (train/<class>/*.jpg, test/<class>/*.jpg) and Human Face Emotions trees (<Class>/* of any
+size and colour), whose classes are their folders; a folder holding one such csv; CelebA (list_attr_celeba.csv
+beside img_align_celeba/, the attributes task); a zip of any of these, possibly wrapped in an extra folder.
 """
 
 import math
@@ -11,27 +12,18 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from fer.core.errors import FerError, one_line
-from fer.core.labels import EMOTIONS, label_of
-from fer.data.photos import BadPhoto, Decoded, decode_image
+from fer.core.labels import EMOTIONS, FER2013, LabelSet, class_name, default_order
 from fer.data.rawdata import RawDataset
-
-# No face photo needs more pixels than this: larger images are counted skips, refused from the header before
-# any pixel is decoded, so a decompression bomb cannot exhaust memory. (Checked here rather than by setting
-# PIL's process-wide Image.MAX_IMAGE_PIXELS, which would change every other reader in the process.)
-MAX_IMAGE_PIXELS = 40_000_000
+from fer.data.sources.celeba import ATTRIBUTES_FILE, read_celeba
+from fer.data.sources.files import IMAGE_SUFFIXES, files_under, load_grey, visible_children
 
 # A zip is read member by member, never extracted, so a killed fetch leaves nothing behind; these refuse a zip
 # bomb from its directory before any member is inflated. (Real datasets: images barely compress, fer2013.csv
 # about 3x; a bomb expands a thousandfold.)
 MAX_UNZIPPED_BYTES = 4 * 2**30
 MAX_ZIP_RATIO = 100
-
-# Every suffix PIL knows (.jfif and .avif included): such a file is read, or counted as a skip if it cannot be;
-# other files (notes.txt, Thumbs.db) are not images and are passed over.
-IMAGE_SUFFIXES = frozenset(Image.registered_extensions())
 
 # Split names as they appear in csv Usage columns and as split folders, lower-cased.
 USAGE_NAMES = {
@@ -40,8 +32,8 @@ USAGE_NAMES = {
     "privatetest": "test", "testing": "test", "test": "test",
 }
 
-CLASS_NAMES = ", ".join(EMOTIONS)
-LAYOUTS = "train/<class>/ and test/<class>/ folders, <class>/ folders of images, or one .csv file"
+LAYOUTS = (f"train/<class>/ and test/<class>/ folders, <class>/ folders of images, one .csv file, or CelebA's "
+           f"{ATTRIBUTES_FILE} with its images")
 EXPECTED = {
     "csv": "a .csv file",
     "folder": f"a folder holding {LAYOUTS}",
@@ -101,7 +93,8 @@ class FolderReader:
 
     def __init__(self, root: Path | zipfile.Path, shown_as: str, max_side: int):
         self.root, self.shown_as, self.max_side = root, shown_as, max_side
-        self.images, self.labels, self.usage, self.source = [], [], [], []
+        self.images, self.class_names, self.usage, self.source = [], [], [], []
+        self.class_folders: dict[str, str] = {}  # class name -> the first folder shown for it
         self.skipped = self.sixteen_bit = 0
 
     def read(self) -> RawDataset:
@@ -115,10 +108,12 @@ class FolderReader:
         children = visible_children(folder)
         subdirs = [p for p in children if p.is_dir()]
         csvs = [p for p in children if p.is_file() and p.suffix.lower() == ".csv"]
+        if any(p.name == ATTRIBUTES_FILE for p in csvs):
+            return read_celeba(folder, self.shown(folder), self.max_side)
         if any(d.name.lower() in USAGE_NAMES for d in subdirs):
             self.read_splits(folder, subdirs)
             return self.collected()
-        if len(subdirs) > 1 or any(label_of(d.name) is not None for d in subdirs):
+        if len(subdirs) > 1 or any(class_name(d.name) in EMOTIONS for d in subdirs):
             self.read_class_folders(folder, usage="")
             return self.collected()
         if len(csvs) == 1 and not subdirs:
@@ -130,7 +125,16 @@ class FolderReader:
         raise FerError(f"{self.shown(folder)}: no FER data found{several}; expected {LAYOUTS}")
 
     def collected(self) -> RawDataset:
-        return RawDataset(self.images, self.labels, self.usage, self.source, self.skipped, self.sixteen_bit)
+        """The images found, labelled by their class folders: emotions in the canonical order, then the others."""
+        empty = [folder for name, folder in self.class_folders.items() if name not in self.class_names]
+        if empty:
+            raise FerError(f"{empty[0]}: a class folder without one readable image; add images, or remove the "
+                           "folder (or leave it out of data.classes)")
+        classes = default_order(self.class_names)
+        index = {name: k for k, name in enumerate(classes)}
+        labels = [index[name] for name in self.class_names]
+        return RawDataset(self.images, labels, self.usage, self.source, LabelSet("expression", tuple(classes)),
+                          self.skipped, self.sixteen_bit)
 
     def read_splits(self, folder: Path, subdirs: list[Path]) -> None:
         for split in subdirs:
@@ -142,46 +146,22 @@ class FolderReader:
 
     def read_class_folders(self, folder: Path, usage: str) -> None:
         for class_dir in (p for p in visible_children(folder) if p.is_dir()):
-            label = label_of(class_dir.name)
-            if label is None:
-                raise FerError(f"{self.shown(folder)}: unknown class folder '{class_dir.name}'; "
-                               f"expected one of {CLASS_NAMES}")
+            name = class_name(class_dir.name)
+            self.class_folders.setdefault(name, self.shown(class_dir))
             for file in files_under(class_dir):
                 if file.suffix.lower() in IMAGE_SUFFIXES and not file.name.startswith(".") and file.is_file():
-                    self.add_image(file, label, usage)
+                    self.add_image(file, name, usage)
 
-    def add_image(self, file: Path, label: int, usage: str) -> None:
+    def add_image(self, file: Path, name: str, usage: str) -> None:
         decoded = load_grey(file, self.max_side)
         if decoded is None:
             self.skipped += 1
             return
         self.sixteen_bit += decoded.bits == 16
         self.images.append(decoded.grey)
-        self.labels.append(label)
+        self.class_names.append(name)
         self.usage.append(usage)
         self.source.append(self.shown(file))
-
-
-def visible_children(folder: Path | zipfile.Path) -> list:
-    """Entries by name, minus hidden ones and macOS zip litter (__MACOSX/, ._* resource forks)."""
-    return sorted((p for p in folder.iterdir() if not p.name.startswith((".", "__MACOSX"))), key=lambda p: p.name)
-
-
-def files_under(folder: Path | zipfile.Path) -> list:
-    """Every file below folder, in path order (Path.rglob, which a zip's members lack before Python 3.12)."""
-    files = []
-    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
-        files += files_under(entry) if entry.is_dir() else [entry]
-    return files
-
-
-def load_grey(file: Path | zipfile.Path, max_side: int) -> Decoded | None:
-    """The image as grey uint8 with its longer side at most max_side; None if it cannot be decoded."""
-    try:
-        with file.open("rb") as stream:
-            return decode_image(stream, str(file), MAX_IMAGE_PIXELS, max_side)
-    except BadPhoto:
-        return None
 
 
 def read_csv(file: Path | zipfile.Path, shown_as: str) -> RawDataset:
@@ -209,6 +189,7 @@ def read_csv(file: Path | zipfile.Path, shown_as: str) -> RawDataset:
         labels[rows].astype(np.int64),
         [usage[i] for i in rows],
         [f"{shown_as}:{i}" for i in rows],
+        FER2013,
         skipped=len(table) - len(rows),
     )
 

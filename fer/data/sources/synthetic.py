@@ -12,7 +12,7 @@ un-shifted and un-scaled by the face's pose, so every feature is drawn once, upr
 
 import numpy as np
 
-from fer.core.labels import EMOTIONS
+from fer.core.labels import EMOTIONS, FER2013
 from fer.data.rawdata import SYNTHETIC_SOURCE, RawDataset
 
 # Class counts of the FER2013 train split, in canonical order: the imbalance to reproduce (disgust rare).
@@ -49,7 +49,8 @@ def generate(n_images: int, image_size: int = 48, seed: int = 0, photo: bool = F
     chunk = max(1, PIXELS_PER_CHUNK // size ** 2)
     for start in range(0, n_images, chunk):
         images[start:start + chunk] = _render_chunk(labels[start:start + chunk], size, photo, rng)
-    return RawDataset(list(images), labels, [""] * n_images, [f"{SYNTHETIC_SOURCE}{i}" for i in range(n_images)])
+    return RawDataset(list(images), labels, [""] * n_images, [f"{SYNTHETIC_SOURCE}{i}" for i in range(n_images)],
+                      FER2013)
 
 
 def class_counts(n_images: int) -> np.ndarray:
