@@ -52,10 +52,11 @@ def main():
         seconds = time.perf_counter() - start
         with tempfile.TemporaryDirectory() as tmp:
             split = Path(tmp) / "split"
-            save_splits(split, images, pd.DataFrame({"label": labels}), assignment, SPLITS)
+            save_splits(split, images, pd.DataFrame({"label": labels}), assignment, SPLITS, crops.label_set)
             train_model(args.model, params.models[args.model], params.train_config(args.model), params.seed,
                         split, Path(tmp) / "model.pt")
-            result, _ = evaluate_checkpoint(Path(tmp) / "model.pt", *load_split(split, "test"), params.evaluate)
+            result, _ = evaluate_checkpoint(Path(tmp) / "model.pt", *load_split(split, "test"), crops.label_set,
+                                            params.evaluate)
         print(f"| {name} | {detected:.1%} | {result['accuracy']:.1%} | {seconds:.0f} |", flush=True)
 
 

@@ -32,9 +32,9 @@ def main():
                        "try align.on_miss=resize or align.method=resize")
     kept = result.kept
     manifest = pd.DataFrame({
-        "label": raw.labels, "usage": raw.usage, "source": raw.source, "detected": result.detected,
+        **raw.label_set.columns(raw.labels), "usage": raw.usage, "source": raw.source, "detected": result.detected,
     })[kept].reset_index(drop=True)
-    save_images(args.out, result.images, manifest)
+    save_images(args.out, result.images, manifest, raw.label_set)
     save_sample_grid([im for im, k in zip(raw.images, kept) if k], result.images, args.samples, p.samples,
                      faces=[face for face, k in zip(result.faces, kept) if k])
     n = len(raw)

@@ -4,7 +4,7 @@ import argparse
 
 from fer.core.errors import one_line_errors
 from fer.core.params import load_params
-from fer.data.datasets import load_split
+from fer.data.datasets import load_split, split_label_set
 from fer.evaluate.evaluation import evaluate_checkpoint, write_evaluation
 
 
@@ -19,7 +19,9 @@ def main():
     args = cli.parse_args()
 
     images, labels = load_split(args.split, "test")
-    result, _ = evaluate_checkpoint(args.checkpoint, images, labels, load_params().evaluate)
+    _, train_labels = load_split(args.split, "train")
+    result, _ = evaluate_checkpoint(args.checkpoint, images, labels, split_label_set(args.split),
+                                    load_params().evaluate, train_labels=train_labels)
     write_evaluation(result, args.metrics, *args.confusion)
 
 

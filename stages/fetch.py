@@ -3,10 +3,10 @@
 import argparse
 
 from fer.core.errors import one_line_errors
-from fer.core.labels import class_counts
 from fer.core.params import load_params
 from fer.core.storage import write_json
 from fer.data import rawdata
+from fer.data.classes import check_every_class_has_images, check_task, select_classes
 from fer.data.sources import load_source
 
 
@@ -18,14 +18,19 @@ def main():
     args = cli.parse_args()
 
     params = load_params()
-    dataset = load_source(params)
+    found = load_source(params)
+    check_task(found, params.task, params.data.source)
+    dataset = select_classes(found, params.data.classes)
+    check_every_class_has_images(dataset, params.data.source)
     rawdata.save(dataset, args.out)
     write_json(args.metrics, {
         "source": params.data.source,
+        "task": params.task,
         "images": len(dataset),
         "skipped": dataset.skipped,
         "sixteen_bit": dataset.sixteen_bit,
-        "classes": class_counts(dataset.labels),
+        "left_out_by_classes": len(found) - len(dataset),
+        "classes": dataset.label_set.counts(dataset.labels),
     })
 
 

@@ -5,10 +5,9 @@ import argparse
 import numpy as np
 
 from fer.core.errors import one_line_errors
-from fer.core.labels import class_counts
 from fer.core.params import load_params
 from fer.core.storage import write_json
-from fer.data.datasets import load_images, save_splits
+from fer.data.datasets import load_labelled, save_splits
 from fer.data.splitting import SPLITS, duplicate_groups, original_assignment, stratified_assignment
 
 
@@ -22,19 +21,20 @@ def main():
 
     params = load_params()
     p = params.split
-    images, manifest = load_images(args.aligned)
-    labels = manifest["label"].to_numpy(dtype=np.int64)
+    images, manifest, label_set, labels = load_labelled(args.aligned)
+    # Attributes are several labels per face: those splits are random rather than stratified.
+    strata = labels if label_set.task == "expression" else None
     owner = duplicate_groups(images)
     if p.strategy == "original":
-        assignment = original_assignment(manifest["usage"].to_numpy(), labels, owner, p.val, params.seed)
+        assignment = original_assignment(manifest["usage"].to_numpy(), strata, owner, p.val, params.seed)
     else:
-        assignment = stratified_assignment(labels, owner, p.val, p.test, params.seed)
-    save_splits(args.out, images, manifest, assignment, SPLITS)
+        assignment = stratified_assignment(strata, owner, p.val, p.test, params.seed)
+    save_splits(args.out, images, manifest, assignment, SPLITS, label_set)
     write_json(args.metrics, {
         "strategy": p.strategy,
         "duplicates": int((owner != np.arange(len(owner))).sum()),
         "dropped_cross_split_duplicates": int((assignment == "").sum()),
-        **{name: {"images": int((assignment == name).sum()), "classes": class_counts(labels[assignment == name])}
+        **{name: {"images": int((assignment == name).sum()), "classes": label_set.counts(labels[assignment == name])}
            for name in SPLITS},
     })
 

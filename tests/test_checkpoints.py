@@ -14,6 +14,7 @@ from skimage import data as skdata
 
 from fer.cli import main
 from fer.core.errors import FerError, one_line
+from fer.core.labels import FER2013
 from fer.data.datasets import load_split
 from fer.evaluate.champion import promote_champion
 from fer.evaluate.evaluation import evaluate_checkpoint
@@ -81,7 +82,7 @@ def test_bad_checkpoints_are_one_line_in_predict_and_evaluate(kind, tiny_checkpo
 
     images, labels = load_split(tiny_split, "val")
     with pytest.raises(FerError) as refused:
-        evaluate_checkpoint(bad, images, labels, REPO_PARAMS.evaluate)
+        evaluate_checkpoint(bad, images, labels, FER2013, REPO_PARAMS.evaluate)
     _assert_one_line_naming(one_line(refused.value), bad)
     assert not bad.with_suffix(".pwned").exists()
 
@@ -100,7 +101,7 @@ def _flip_a_weight_to_nan(path) -> None:
 def corrupted_champion(tiny_checkpoint, tiny_split, tmp_path):
     """The tiny model promoted to champion (its sha256 recorded), then corrupted on disk."""
     images, labels = load_split(tiny_split, "val")
-    evaluation, _ = evaluate_checkpoint(tiny_checkpoint, images, labels, REPO_PARAMS.evaluate)
+    evaluation, _ = evaluate_checkpoint(tiny_checkpoint, images, labels, FER2013, REPO_PARAMS.evaluate)
     champion, record = tmp_path / "champion.pt", tmp_path / "champion.json"
     promote_champion(build_leaderboard([evaluation], REPO_PARAMS.compare), [evaluation], champion, record)
     _flip_a_weight_to_nan(champion)

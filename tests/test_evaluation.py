@@ -6,7 +6,7 @@ import torch
 from conftest import REPO_PARAMS
 from sklearn.metrics import f1_score
 
-from fer.core.labels import EMOTIONS
+from fer.core.labels import EMOTIONS, FER2013
 from fer.data.sources.synthetic import generate
 from fer.evaluate.evaluation import evaluate_checkpoint, expected_calibration_error, write_evaluation
 from fer.runtime.checkpoint import load_checkpoint
@@ -27,7 +27,7 @@ def test_split():
 
 @pytest.fixture(scope="module")
 def evaluated(tiny_checkpoint, test_split):
-    return evaluate_checkpoint(tiny_checkpoint, *test_split, PARAMS)
+    return evaluate_checkpoint(tiny_checkpoint, *test_split, FER2013, PARAMS)
 
 
 def test_accuracy_and_macro_f1_match_the_predictions(evaluated, test_split):
@@ -106,8 +106,8 @@ def test_flip_tta_changes_nothing_on_mirror_symmetric_images(tiny_checkpoint, te
     images, labels = test_split
     symmetric = images.copy()
     symmetric[:, :, 24:] = images[:, :, :24][:, :, ::-1]
-    plain, plain_predictions = evaluate_checkpoint(tiny_checkpoint, symmetric, labels, PARAMS)
-    tta, tta_predictions = evaluate_checkpoint(tiny_checkpoint, symmetric, labels, PARAMS.model_copy(
+    plain, plain_predictions = evaluate_checkpoint(tiny_checkpoint, symmetric, labels, FER2013, PARAMS)
+    tta, tta_predictions = evaluate_checkpoint(tiny_checkpoint, symmetric, labels, FER2013, PARAMS.model_copy(
         update={"tta_flip": True}))
     assert np.array_equal(plain_predictions, tta_predictions)
     for key in ("accuracy", "macro_f1", "ece", "per_class", "confusion"):

@@ -23,7 +23,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from fer.cli import main
-from fer.core.labels import EMOTIONS
+from fer.core.labels import EMOTIONS, FER2013
 from fer.core.params import ModelParams, load_params
 from fer.data.datasets import load_split
 from fer.data.image_stats import image_stats, laplacian_variance
@@ -242,8 +242,8 @@ def test_a_tuned_champion_is_served_under_its_own_name_with_its_own_metrics(tiny
     train_model("tuned", ModelParams(arch="mlp", image_size=48, options={"hidden": [32]}),
                 train_params(epochs=2, batch_size=32), 7, tiny_split, tuned, tuned_from="mlp")
     test_images, test_labels = load_split(tiny_split, "val")
-    untuned, _ = evaluate_checkpoint(tiny_checkpoint, test_images, test_labels, REPO_PARAMS.evaluate)
-    tuned_result, _ = evaluate_checkpoint(tuned, test_images, test_labels, REPO_PARAMS.evaluate)
+    untuned, _ = evaluate_checkpoint(tiny_checkpoint, test_images, test_labels, FER2013, REPO_PARAMS.evaluate)
+    tuned_result, _ = evaluate_checkpoint(tuned, test_images, test_labels, FER2013, REPO_PARAMS.evaluate)
     untuned.update(accuracy=0.0, macro_f1=0.0)  # the untuned model ranks below the tuned one
     evaluations = [untuned, tuned_result]
     leaderboard = build_leaderboard(evaluations, REPO_PARAMS.compare)

@@ -56,7 +56,7 @@ def write_msambare_tree(root: Path, classes=EMOTIONS) -> Path:
 
 def assert_sizes_match_labels(ds) -> None:
     for image, label in zip(ds.images, ds.labels):
-        width, height = size_of_class(label)
+        width, height = size_of_class(EMOTIONS.index(ds.label_set.classes[label]))
         assert image.shape == (height, width)
 
 
@@ -129,13 +129,14 @@ def test_msambare_tree_labels_by_folder_name(tmp_path):
     assert len(ds) == 2 * 2 * 7 and ds.skipped == 0
     assert sorted(set(ds.usage)) == ["test", "train"]
     assert_sizes_match_labels(ds)
+    assert ds.label_set.classes == EMOTIONS  # all seven folders: FER2013's canonical order
     assert all(EMOTIONS[label] == src.split("/")[-2] for label, src in zip(ds.labels, ds.source))
 
 
-def test_class_subset_maps_by_name_not_alphabetical_position(tmp_path):
-    # Alphabetically 'happy' would be index 0 and 'surprise' index 1; canonical they are 3 and 5.
+def test_class_folders_give_their_own_classes_in_the_canonical_order(tmp_path):
     ds = read_local(write_msambare_tree(tmp_path, classes=("surprise", "happy")), "folder")
-    assert sorted(set(ds.labels)) == [EMOTIONS.index("happy"), EMOTIONS.index("surprise")]
+    assert ds.label_set.classes == ("happy", "surprise")
+    assert sorted(set(ds.labels)) == [0, 1]
     assert_sizes_match_labels(ds)
 
 
@@ -144,13 +145,14 @@ def test_human_face_emotions_tree(tmp_path):
     save_image(tmp_path / "HAPPY" / "b.png", (50, 70), "L")
     save_image(tmp_path / "Surprised" / "c.png", (60, 40), "RGB")
     save_image(tmp_path / "fear" / "d.jpeg", (1000, 500), "RGB")  # oversized: downscaled
-    (tmp_path / "Sad").mkdir()  # an empty class folder records nothing
+    (tmp_path / "Sad").mkdir()  # an empty class folder is a class without images (the fetch stage refuses it)
     (tmp_path / "Angry" / "notes.txt").write_text("not an image")
     (tmp_path / "HAPPY" / ".DS_Store").write_bytes(b"\0\1")
     (tmp_path / "HAPPY" / "Thumbs.db").write_bytes(b"\0\1")
 
     ds = read_local(tmp_path, "folder", max_side=128)
-    by_label = {EMOTIONS[label]: image for label, image in zip(ds.labels, ds.images)}
+    assert ds.label_set.classes == ("angry", "fear", "happy", "sad", "surprise")
+    by_label = {ds.label_set.classes[label]: image for label, image in zip(ds.labels, ds.images)}
     assert sorted(by_label) == ["angry", "fear", "happy", "surprise"]
     assert by_label["angry"].shape == (128 * 2 // 3, 128)
     assert by_label["happy"].shape == (70, 50)
@@ -185,11 +187,13 @@ def test_decompression_bomb_is_counted_skip(tmp_path, monkeypatch):
     assert len(ds) == 1 and ds.skipped == 2
 
 
-def test_unknown_class_folder_is_named(tmp_path):
+def test_a_class_folder_beyond_the_emotions_is_a_class_after_them(tmp_path):
     write_msambare_tree(tmp_path, classes=("happy",))
-    save_image(tmp_path / "train" / "xyz" / "0.png", (10, 10))
-    with pytest.raises(FerError, match=r"train: unknown class folder 'xyz'; expected one of angry, disgust"):
-        read_local(tmp_path, "folder")
+    save_image(tmp_path / "train" / "Contempt" / "0.png", (10, 10))
+    ds = read_local(tmp_path, "folder")
+    assert ds.label_set.classes == ("happy", "contempt")
+    assert [ds.label_set.classes[label] for label, src in zip(ds.labels, ds.source) if "Contempt" in src] == \
+        ["contempt"]
 
 
 @pytest.mark.parametrize("make_empty", [

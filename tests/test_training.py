@@ -8,6 +8,7 @@ import yaml
 from conftest import REPO, train_params
 
 from fer.core.errors import FerError
+from fer.core.labels import FER2013
 from fer.core.params import AugmentParams, ModelParams, parse_params
 from fer.data.datasets import load_split, save_images
 from fer.models import build_model
@@ -65,7 +66,7 @@ def _brightness_task(root, n_train=280, n_val=70, side=32):
     for name, n in (("train", n_train), ("val", n_val)):
         labels = np.arange(n) % 7
         images = np.clip(20 + 30 * labels[:, None, None] + rng.integers(-8, 9, (n, side, side)), 0, 255)
-        save_images(root / name, images.astype(np.uint8), pd.DataFrame({"label": labels}))
+        save_images(root / name, images.astype(np.uint8), pd.DataFrame({"label": labels}), FER2013)
     return root
 
 
@@ -99,7 +100,7 @@ def test_slow_batchnorm_is_scored_like_a_train_mode_pass_not_the_majority_class(
     cfg = TINY.model_copy(update={"epochs": 2, "lr": 3e-3, "augment": AugmentParams(
         flip=False, degrees=0, translate=0, scale=0, erasing=0)})
     model, spec = _slow_batchnorm_cnn()
-    result = fit(model, spec, 7, train, val, cfg, seed=0)
+    result = fit(model, spec, FER2013, train, val, cfg, seed=0)
 
     model.load_state_dict(result.best_state)
     with torch.no_grad():

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from fer.core.archs import ARCHS
 from fer.core.errors import FerError
+from fer.core.labels import Task
 from fer.core.paths import PATHS
 
 PARAMS_FILE = "params.yaml"
@@ -37,6 +38,17 @@ class DataParams(_Section):
     path: str
     kaggle_dataset: str
     max_side: int = Field(ge=16)
+    # null: the classes the data has; a list: which of them, in this order; a mapping: source name -> class
+    classes: list[str] | dict[str, str] | None
+
+    @model_validator(mode="after")
+    def _distinct_classes(self):
+        names = list(self.classes or [])
+        if self.classes is not None and not names:
+            raise ValueError("classes: name at least one class, or null for the data's own")
+        if isinstance(self.classes, list) and len({n.strip().lower() for n in names}) != len(names):
+            raise ValueError(f"classes: each class once, got {names}")
+        return self
 
 
 class SyntheticParams(_Section):
@@ -172,6 +184,7 @@ class PredictParams(_Section):
 
 
 class Params(_Section):
+    task: Task  # expression: one class per face | attributes: several binary attributes per face (CelebA)
     seed: int  # the data (synthetic faces, split) and the tune stage
     seeds: list[int] = Field(min_length=1)  # every model is trained once per seed (train@<model>-<seed>)
     model: str  # the model that is tuned and promoted
@@ -194,6 +207,8 @@ class Params(_Section):
             raise ValueError(f"seeds must be distinct, got {self.seeds}")
         if self.models and self.model not in self.models:
             raise ValueError(f"model {self.model!r} is not in models; valid names: {', '.join(self.models)}")
+        if self.task == "attributes" and self.data.source == "synthetic" and self.synthetic.photo:
+            raise ValueError("synthetic.photo: drawn photos are for the expression task; set it to false")
         if self.data.source in LOCAL_SOURCES and not _inside(self.data.path, PATHS.data):
             # fetch depends on the data folder only: a file elsewhere could change with `dvc status` clean.
             raise ValueError(f"data.path: {self.data.path} is outside {PATHS.data}/, the only data the fetch stage "

@@ -13,6 +13,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from fer.core.errors import FerError, one_line
+from fer.core.labels import Task
 from fer.core.storage import atomic_path, file_sha256
 from fer.models import build_model
 from fer.models.input_spec import InputSpec
@@ -28,6 +29,7 @@ class ModelRecord(BaseModel):
 
     name: str                       # its identity: the leaderboard row, the served model's name
     arch: str
+    task: Task = "expression"       # expression: softmax over classes | attributes: a sigmoid per class
     classes: list[str]              # output i is classes[i]
     image_size: int
     mean: float

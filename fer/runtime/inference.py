@@ -26,13 +26,14 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, spec: InputSpec
     return torch.cat(outputs)
 
 
-def predict_probabilities(model: torch.nn.Module, images: torch.Tensor, spec: InputSpec,
-                          tta_flip: bool = False) -> np.ndarray:
-    """Softmax probabilities (N, C) of uint8 images; with tta_flip, averaged with those of the mirrors."""
-    probabilities = predict_logits(model, images, spec).softmax(1)
+def predict_probabilities(model: torch.nn.Module, images: torch.Tensor, spec: InputSpec, tta_flip: bool = False,
+                          multi_label: bool = False) -> np.ndarray:
+    """Probabilities (N, C) of uint8 images: softmax over the classes, or with multi_label one sigmoid per
+    class (attributes); with tta_flip, averaged with those of the mirrors."""
+    activation = torch.sigmoid if multi_label else (lambda logits: logits.softmax(1))
+    probabilities = activation(predict_logits(model, images, spec))
     if tta_flip:
-        mirrored = predict_logits(model, images.flip(-1), spec).softmax(1)
-        probabilities = (probabilities + mirrored) / 2
+        probabilities = (probabilities + activation(predict_logits(model, images.flip(-1), spec))) / 2
     return probabilities.cpu().numpy()
 
 

@@ -15,7 +15,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2 as T
 
-from fer.core.labels import EMOTIONS
+from fer.core.labels import FER2013
 from fer.core.params import ModelParams, TrainParams
 from fer.models import build_model
 from fer.models.input_spec import InputSpec
@@ -107,7 +107,7 @@ def ours_images_per_s(model, spec: InputSpec, images, labels, cfg: TrainParams, 
     per_epoch = min(n_images, len(images))
     run = cfg.model_copy(update={"epochs": math.ceil(n_images / per_epoch), "max_train_images": per_epoch,
                                  "warmup_fraction": 0.0, "patience": n_images})
-    history = fit(model, spec, len(EMOTIONS), train, val, run, seed=0).history
+    history = fit(model, spec, FER2013, train, val, run, seed=0).history
     return sum(h.images_per_second * h.seconds for h in history) / sum(h.seconds for h in history)
 
 
@@ -123,7 +123,7 @@ def bench_model(name: str, spec: ModelParams, cfg: TrainParams, images: np.ndarr
 
     def fresh():
         torch.manual_seed(0)
-        return build_model(spec.arch, len(EMOTIONS), spec.image_size, False, cfg.dropout, **spec.options)
+        return build_model(spec.arch, len(FER2013.classes), spec.image_size, False, cfg.dropout, **spec.options)
 
     (ours_model, input_spec), (baseline_model, _) = fresh(), fresh()
     sides = {

@@ -5,9 +5,8 @@ from pathlib import Path
 import torch
 from dvclive import Live
 
-from fer.core.labels import EMOTIONS
 from fer.core.params import ModelParams, TrainParams
-from fer.data.datasets import load_split, training_data
+from fer.data.datasets import load_split, split_label_set, training_data
 from fer.models import build_model
 from fer.runtime.checkpoint import ModelRecord, save_checkpoint
 from fer.runtime.device import resolve_device
@@ -41,13 +40,14 @@ def train_model(name: str, spec: ModelParams, cfg: TrainParams, seed: int, split
     device = resolve_device(cfg.device)
     train = to_device(*load_split(split_dir, "train"), device)
     val = to_device(*load_split(split_dir, "val"), device)
-    classes = list(EMOTIONS)
+    label_set = split_label_set(split_dir)
     torch.manual_seed(seed)  # the same initial weights on every run
-    model, input_spec = build_model(spec.arch, len(classes), spec.image_size, spec.pretrained, cfg.dropout,
+    model, input_spec = build_model(spec.arch, len(label_set.classes), spec.image_size, spec.pretrained, cfg.dropout,
                                     **spec.options)
-    result = fit(model, input_spec, len(classes), train, val, cfg, seed, on_epoch=on_epoch, desc=name)
+    result = fit(model, input_spec, label_set, train, val, cfg, seed, on_epoch=on_epoch, desc=name)
     record = ModelRecord(
-        name=name, arch=spec.arch, classes=classes, **input_spec.as_dict(), options=dict(spec.options),
+        name=name, arch=spec.arch, task=label_set.task, classes=list(label_set.classes), **input_spec.as_dict(),
+        options=dict(spec.options),
         dropout=cfg.dropout, pretrained=spec.pretrained, train=cfg.model_dump(), seed=seed, tuned_from=tuned_from,
         best_epoch=result.best_epoch, val_acc=result.best_val_acc, trained_on=training_data(split_dir),
     )

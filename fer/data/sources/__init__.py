@@ -9,10 +9,12 @@ from fer.data.rawdata import RawDataset
 def load_source(params: Params, root: Path = Path(".")) -> RawDataset:
     data = params.data
     if data.source == "synthetic":
-        from fer.data.sources.synthetic import generate
+        from fer.data.sources import synthetic
 
         s = params.synthetic
-        return generate(s.n_images, s.image_size, params.seed, s.photo, s.photo_size)
+        if params.task == "attributes":
+            return synthetic.generate_attributes(s.n_images, s.image_size, params.seed)
+        return synthetic.generate(s.n_images, s.image_size, params.seed, s.photo, s.photo_size)
     if data.source == "kaggle":
         from fer.data.sources.kaggle import fetch_kaggle
 

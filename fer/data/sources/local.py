@@ -94,7 +94,7 @@ class FolderReader:
     def __init__(self, root: Path | zipfile.Path, shown_as: str, max_side: int):
         self.root, self.shown_as, self.max_side = root, shown_as, max_side
         self.images, self.class_names, self.usage, self.source = [], [], [], []
-        self.class_folders: dict[str, str] = {}  # class name -> the first folder shown for it
+        self.class_folders: set[str] = set()
         self.skipped = self.sixteen_bit = 0
 
     def read(self) -> RawDataset:
@@ -125,12 +125,11 @@ class FolderReader:
         raise FerError(f"{self.shown(folder)}: no FER data found{several}; expected {LAYOUTS}")
 
     def collected(self) -> RawDataset:
-        """The images found, labelled by their class folders: emotions in the canonical order, then the others."""
-        empty = [folder for name, folder in self.class_folders.items() if name not in self.class_names]
-        if empty:
-            raise FerError(f"{empty[0]}: a class folder without one readable image; add images, or remove the "
-                           "folder (or leave it out of data.classes)")
-        classes = default_order(self.class_names)
+        """The images found, labelled by their class folders: emotions in the canonical order, then the others.
+
+        A class folder without a readable image is still a class (fer.data.classes refuses it unless data.classes
+        leaves it out)."""
+        classes = default_order(self.class_folders)
         index = {name: k for k, name in enumerate(classes)}
         labels = [index[name] for name in self.class_names]
         return RawDataset(self.images, labels, self.usage, self.source, LabelSet("expression", tuple(classes)),
@@ -147,7 +146,7 @@ class FolderReader:
     def read_class_folders(self, folder: Path, usage: str) -> None:
         for class_dir in (p for p in visible_children(folder) if p.is_dir()):
             name = class_name(class_dir.name)
-            self.class_folders.setdefault(name, self.shown(class_dir))
+            self.class_folders.add(name)
             for file in files_under(class_dir):
                 if file.suffix.lower() in IMAGE_SUFFIXES and not file.name.startswith(".") and file.is_file():
                     self.add_image(file, name, usage)
