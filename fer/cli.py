@@ -122,7 +122,7 @@ def _predict(args) -> None:
         results.append({"photo": photo, "faces": [face.as_dict() for face in faces]})
         if not args.json:
             for i, face in enumerate(faces, 1):
-                print(f"{photo}  face {i} at x,y,w,h={','.join(map(str, face.box))}: {face.emotion}")
+                print(f"{photo}  face {i} at x,y,w,h={','.join(map(str, face.box))}: {face.label}")
                 for emotion, p in sorted(face.probabilities.items(), key=lambda kv: -kv[1]):
                     print(f"  {emotion:<9} {p:6.1%}  {'#' * round(40 * p)}")
     if args.json:

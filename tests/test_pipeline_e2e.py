@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+from skimage import data as skdata
 
 from fer.core.labels import EMOTIONS
-from fer.data.datasets import load_split
+from fer.data.datasets import load_split, split_label_set
+from fer.runtime.checkpoint import read_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE_FILES = ("fer", "stages", "dvc.yaml", "params.yaml", "pyproject.toml")
@@ -71,11 +73,13 @@ def _tone_image(k, i, shape=(48, 48)):
 
 
 def _assert_labels_survive(repo):
+    """Each image's brightness still tells its emotion, which the split's labels name."""
+    classes = split_label_set(repo / "outputs" / "split").classes
     for split in ("train", "val", "test"):
         images, labels = load_split(repo / "outputs" / "split", split)
         assert len(images) > 0
         decoded = np.round((images.reshape(len(images), -1).mean(axis=1) - 20) / 30).astype(int)
-        assert (decoded == labels).all(), split
+        assert [EMOTIONS[k] for k in decoded] == [classes[label] for label in labels], split
 
 
 TINY_MODELS = {
@@ -195,17 +199,55 @@ def test_msambare_folder_source_maps_folders_by_name(tmp_path):
     _assert_labels_survive(repo)
 
 
-def test_human_face_emotions_zip_source_with_varied_sizes(tmp_path):
-    repo = _make_repo(tmp_path, data={"source": "zip", "path": "data/hfe.zip"})
+HFE_CLASSES = ["angry", "fear", "happy", "sad", "surprise"]
+
+
+def test_a_five_class_folder_dataset_gives_five_output_models_end_to_end(tmp_path):
+    """Human Face Emotions' five class folders, zipped, with varied sizes: every stage, `fer predict --json`."""
+    repo = _make_repo(tmp_path, **{**TINY, "data": {"source": "zip", "path": "data/hfe.zip"},
+                                   "train": {"epochs": 1, "device": "cpu"}, "tune": {"trials": 1, "epochs": 1}})
     tree = tmp_path / "hfe"
-    _write_tree(tree / "Data", ["Angry", "Fear", "Happy", "Sad", "Surprise"], lambda i: (40 + 3 * i, 60 + i))
+    _write_tree(tree / "Data", [name.title() for name in HFE_CLASSES], lambda i: (40 + 3 * i, 60 + i))
     with zipfile.ZipFile(repo / "data" / "hfe.zip", "w") as zf:
         for path in sorted(tree.rglob("*.png")):
             zf.write(path, path.relative_to(tree))
-    _repro(repo, "split")
+    _repro(repo)
     _assert_labels_survive(repo)
     fetched = json.loads((repo / "metrics" / "fetch.json").read_text())
-    assert fetched["images"] == 100 and fetched["classes"]["disgust"] == 0
+    assert fetched["images"] == 100 and list(fetched["classes"]) == HFE_CLASSES
+    for checkpoint in (repo / "outputs" / "models").glob("*.pt"):
+        state, record = read_checkpoint(checkpoint)
+        assert record.classes == HFE_CLASSES and list(state.values())[-1].shape == (5,)  # the head's bias
+    evaluation = json.loads((repo / "metrics" / "evaluate" / "cnn-seed42.json").read_text())
+    assert list(evaluation["per_class"]) == HFE_CLASSES
+    cells = json.loads((repo / "plots" / "confusion" / "cnn-seed42.json").read_text())
+    assert {cell["actual"] for cell in cells} == set(HFE_CLASSES)
+    photo = tmp_path / "astronaut.jpg"
+    Image.fromarray(skdata.astronaut()).save(photo)
+    predicted = _run([sys.executable, "-m", "fer.cli", "predict", "--json", str(photo)], repo)
+    assert predicted.returncode == 0, predicted.stderr
+    (face,) = json.loads(predicted.stdout)[0]["faces"]
+    assert list(face["probabilities"]) == HFE_CLASSES and face["emotion"] in HFE_CLASSES
+
+
+def test_data_classes_picks_renames_and_refuses_what_the_data_lacks(tmp_path):
+    repo = _make_repo(tmp_path, data={"source": "folder", "path": "data/faces", "classes": {"Happy": "positive",
+                                                                                            "Surprise": "positive",
+                                                                                            "Sad": "negative"}})
+    _write_tree(repo / "data" / "faces", ["Angry", "Happy", "Sad", "Surprise"], lambda i: (48, 48))
+    (repo / "data" / "faces" / "Contempt").mkdir()  # an empty class folder, left out by data.classes
+    _repro(repo, "split")
+    fetched = json.loads((repo / "metrics" / "fetch.json").read_text())
+    assert fetched["classes"] == {"positive": 40, "negative": 20} and fetched["left_out_by_classes"] == 20
+    assert split_label_set(repo / "outputs" / "split").classes == ("positive", "negative")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for classes, message in ((["happy", "neutral"], "data.classes: 'neutral' is not a class of the data; found: "
+                                                    "angry, happy, sad, surprise, contempt"),
+                             (None, "class 'contempt' has no readable image")):
+        params["data"]["classes"] = classes
+        (repo / "params.yaml").write_text(yaml.safe_dump(params))
+        failed = _run(["dvc", "repro", "fetch"], repo)
+        assert failed.returncode != 0 and message in failed.stderr, failed.stderr
 
 
 def test_bad_source_fails_in_one_line_without_leaving_outputs(tmp_path):

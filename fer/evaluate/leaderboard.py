@@ -2,6 +2,8 @@
 
 A model trained with several seeds has one evaluation per seed: its row holds the mean of every column over
 them, with the sample standard deviation of accuracy and macro-F1 beside, and it is ranked on the mean.
+For the attributes task accuracy and macro-F1 are means over the attributes, and the leaderboard states the
+majority baseline (every attribute its more common value) they must beat.
 """
 
 import statistics
@@ -70,12 +72,23 @@ def build_leaderboard(evaluations: list[dict], params: CompareParams) -> dict:
                                               summaries[n]["params"], n))
     several = any(summary["seeds"] > 1 for summary in summaries.values())
     extra = ("seeds", *(f"{key}_std" for key in SPREAD_COLUMNS)) if several else ()
+    task = _one_task(evaluations)
     return {
+        "task": task,
         "champion": ranked[0],
         "rank_by": params.rank_by,
+        # The same for every model: it depends on the split only.
+        **({"majority_accuracy": evaluations[0]["majority_accuracy"]} if task == "attributes" else {}),
         "models": {name: {"rank": rank, **{key: summaries[name][key] for key in (*LEADERBOARD_COLUMNS, *extra)}}
                    for rank, name in enumerate(ranked, start=1)},
     }
+
+
+def _one_task(evaluations: list[dict]) -> str:
+    tasks = sorted({evaluation.get("task", "expression") for evaluation in evaluations})
+    if len(tasks) > 1:
+        raise FerError(f"compare: evaluations of several tasks ({', '.join(tasks)}); re-run the stages (dvc repro)")
+    return tasks[0]
 
 
 def _with_spread(row: dict, key: str) -> str:
@@ -88,10 +101,15 @@ def markdown_table(leaderboard: dict) -> str:
     accuracy and macro-F1 cells read `mean ± std` and a column counts the seeds."""
     several = any("seeds" in row for row in leaderboard["models"].values())
     spread = " (mean ± std over seeds)" if several else ""
+    attributes = leaderboard.get("task") == "attributes"
+    accuracy, f1 = ("Mean accuracy", "Mean F1") if attributes else ("Accuracy", "Macro-F1")
     lines = [
-        f"Ranked by {leaderboard['rank_by']}{' (mean over seeds)' if several else ''}.",
+        f"Ranked by {leaderboard['rank_by']}{' (mean over seeds)' if several else ''}."
+        + (f" Attributes: accuracy and F1 are means over the attributes; the majority baseline (each attribute "
+           f"its more common value in the train split) has mean accuracy {leaderboard['majority_accuracy']:.4f}."
+           if attributes else ""),
         "",
-        f"| Rank | Model | Accuracy{spread} | Macro-F1{spread} | ECE | Latency (ms) | Params (M) |"
+        f"| Rank | Model | {accuracy}{spread} | {f1}{spread} | ECE | Latency (ms) | Params (M) |"
         + (" Seeds |" if several else ""),
         "|---:|:---|---:|---:|---:|---:|---:|" + ("---:|" if several else ""),
     ]

@@ -1,4 +1,5 @@
-"""Emotions of every face in a photo, with the align stage's detection and registration and a checkpoint."""
+"""Emotions (or attributes) of every face in a photo, with the align stage's detection and registration and a
+checkpoint."""
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,21 +22,39 @@ from fer.runtime.inference import predict_probabilities
 class FacePrediction:
     box: tuple[int, int, int, int]  # x, y, w, h in the photo
     detector_score: float
-    probabilities: dict[str, float]  # every class, summing to 1
+    probabilities: dict[str, float]  # every class, summing to 1; attributes: each its own probability
     image_stats: dict[str, float] = field(default_factory=dict)  # fer.data.image_stats.IMAGE_STATS of the crop
     landmarks: tuple[tuple[float, float], ...] | None = None  # fer.data.faces.Face.landmarks, in the photo
+    multi_label: bool = False  # the attributes task: several classes may hold at once
 
     @property
-    def emotion(self) -> str:
+    def present(self) -> list[str]:
+        """The attributes the face shows (probability at least 1/2), most probable first."""
+        return sorted((k for k, p in self.probabilities.items() if p >= 0.5), key=lambda k: -self.probabilities[k])
+
+    @property
+    def label(self) -> str:
+        """The headline: the most probable emotion, or the attributes shown ("none" if none is)."""
+        if self.multi_label:
+            return ", ".join(self.present) or "none"
         return max(self.probabilities, key=self.probabilities.get)
+
+    @property
+    def confidence(self) -> float:
+        """The probability of the headline; for attributes, the mean certainty of the yes/no decisions."""
+        if self.multi_label:
+            return float(np.mean([max(p, 1 - p) for p in self.probabilities.values()]))
+        return self.probabilities[self.label]
 
     def log_row(self) -> dict:
         """What the prediction log records: the outcome, the crop's image statistics and the detection's."""
-        return {"emotion": self.emotion, "confidence": self.probabilities[self.emotion], **self.image_stats,
+        return {"emotion": self.label, "confidence": self.confidence, **self.image_stats,
                 "face_size": float(max(self.box[2:])), "detector_score": self.detector_score}
 
     def as_dict(self) -> dict:
-        return {"box": list(self.box), "emotion": self.emotion, "detector_score": round(self.detector_score, 4),
+        outcome = {"attributes": self.present} if self.multi_label else {"emotion": self.label}
+        return {"box": list(self.box), "label": self.label, **outcome,
+                "detector_score": round(self.detector_score, 4),
                 "landmarks": [[round(x, 1), round(y, 1)] for x, y in self.landmarks or ()],
                 "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()}}
 
@@ -74,7 +93,9 @@ class Predictor:
             raise BadPhoto(f"{name}: no face found (faces of at least {smallest} px are looked for)", 422)
         crops = np.stack([align_face(grey, face, self.align.size, self.align.margin, self.align.crop)
                           for face in faces])
-        probabilities = predict_probabilities(self.model, torch.from_numpy(crops), self.record.input_spec)
+        multi_label = self.record.task == "attributes"
+        probabilities = predict_probabilities(self.model, torch.from_numpy(crops), self.record.input_spec,
+                                              multi_label=multi_label)
         if not np.isfinite(probabilities).all():  # never an emotion with null probabilities
             raise FerError(f"{self.checkpoint}: the model gave NaN or inf probabilities for {name}; refusing them")
         stats = image_stats(crops)
@@ -85,6 +106,7 @@ class Predictor:
                 landmarks=None if face.landmarks is None else tuple((x * scale, y * scale) for x, y in face.landmarks),
                 probabilities=dict(zip(self.record.classes, map(float, row))),
                 image_stats={k: float(v[i]) for k, v in stats.items()},
+                multi_label=multi_label,
             )
             for i, (face, row) in enumerate(zip(faces, probabilities))
         ]
