@@ -114,7 +114,8 @@ def evaluate_checkpoint(checkpoint_path: str | Path, images: np.ndarray, labels:
     """
     model, record = load_checkpoint(checkpoint_path, device)
     if (record.task, record.classes) != (label_set.task, list(label_set.classes)):
-        raise FerError(f"{checkpoint_path}: a {record.task} model of {', '.join(record.classes)}, but the split's "
+        raise FerError(f"{checkpoint_path}: a model for the {record.task} task ({', '.join(record.classes)}), but the "
+                       f"split's "
                        f"{label_set.task} labels are {', '.join(label_set.classes)}; expected a checkpoint trained "
                        "on this split (dvc repro)")
     images_tensor = torch.from_numpy(np.ascontiguousarray(images))
