@@ -48,7 +48,8 @@ def generate(n_images: int, image_size: int = 48, seed: int = 0, photo: bool = F
     images = np.empty((n_images, size, size), np.uint8)
     chunk = max(1, PIXELS_PER_CHUNK // size ** 2)
     for start in range(0, n_images, chunk):
-        images[start:start + chunk] = _render_chunk(labels[start:start + chunk], size, photo, rng)
+        face = _sample_face(_expression_deltas(labels[start:start + chunk]), rng)
+        images[start:start + chunk] = _render_chunk(face, size, photo, rng)
     return RawDataset(list(images), labels, [""] * n_images, [f"{SYNTHETIC_SOURCE}{i}" for i in range(n_images)],
                       FER2013)
 
@@ -65,9 +66,9 @@ def class_counts(n_images: int) -> np.ndarray:
     return counts
 
 
-def _render_chunk(labels: np.ndarray, size: int, photo: bool, rng: np.random.Generator) -> np.ndarray:
-    n = len(labels)
-    face = _sample_face(labels, rng)
+def _render_chunk(face: dict, size: int, photo: bool, rng: np.random.Generator, extra_parts=()) -> np.ndarray:
+    """Images of the sampled faces, posed, lit and noised; extra_parts draw over the face's own parts."""
+    n = len(face["skin"])
     pose = _sample_pose(n, photo, rng)
     x, y = _image_grid(size)
     u, v = _face_coords(x, y, pose)
@@ -76,11 +77,8 @@ def _render_chunk(labels: np.ndarray, size: int, photo: bool, rng: np.random.Gen
     edge = (2.0 / size / pose["scale"]).astype(np.float32)
 
     img = _background(n, x, y, photo, rng)
-    _draw_head(img, u, v, face, edge)
-    _draw_eyes(img, u, v, face, edge)
-    _draw_brows(img, u, v, face, edge)
-    _draw_nose(img, u, v, face, edge)
-    _draw_mouth(img, u, v, face, edge)
+    for draw in (_draw_head, _draw_eyes, _draw_brows, _draw_nose, _draw_mouth, *extra_parts):
+        draw(img, u, v, face, edge)
     _draw_occluders(img, x, y, photo, rng)
     _apply_lighting(img, x, y, rng)
 
@@ -96,13 +94,20 @@ def _col(values) -> np.ndarray:
     return np.asarray(values, np.float32)[:, None, None]
 
 
-def _sample_face(labels: np.ndarray, rng: np.random.Generator) -> dict:
-    """Identity (shape, spacing, tones) plus the expression, as per-image broadcastable columns."""
-    n = len(labels)
+def _expression_deltas(labels: np.ndarray) -> dict:
+    """Each image's displacement from the neutral face at full intensity: its class's EXPRESSION_DELTAS."""
+    return {k: np.asarray(d)[labels] for k, d in EXPRESSION_DELTAS.items()}
+
+
+def _sample_face(deltas: dict, rng: np.random.Generator) -> dict:
+    """Identity (shape, spacing, tones) plus the expression, as per-image broadcastable columns.
+
+    deltas: per-image arrays under every EXPRESSION_DELTAS key, in its order (each key draws its own jitter).
+    """
+    n = len(deltas["mouth_open"])
     # Weak and varied expressions overlap with neighbouring classes, as real faces do.
     intensity = rng.uniform(0.6, 1.0, n)
-    expr = {k: np.asarray(d)[labels] * intensity * rng.uniform(0.8, 1.2, n)
-            for k, d in EXPRESSION_DELTAS.items()}
+    expr = {k: d * intensity * rng.uniform(0.8, 1.2, n) for k, d in deltas.items()}
     skin = rng.uniform(0.4, 0.8, n)
     face = {
         "face_w": rng.uniform(0.66, 0.84, n),
