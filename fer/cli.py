@@ -179,6 +179,17 @@ def _tune_worker(args) -> None:
     print(f"study {study.study_name}: {trial_counts(study)}; `dvc repro tune` retrains its best")
 
 
+def _synthetic_celeba(args) -> None:
+    from fer.data.sources.celeba import write_celeba_layout
+    from fer.data.sources.synthetic import ATTRIBUTES, generate_attributes
+
+    if args.images < 1:
+        raise FerError(f"--images: {args.images}; expected at least 1 image")
+    write_celeba_layout(generate_attributes(args.images, args.size, args.seed), args.out, seed=args.seed)
+    print(f"{args.out}: {args.images} synthetic {args.size}x{args.size} faces with {', '.join(ATTRIBUTES)} in "
+          f"CelebA's Kaggle layout; read it with data.source: folder, data.path: {args.out}")
+
+
 def _add_model_arguments(command: argparse.ArgumentParser, run) -> None:
     command.add_argument("--model", default=str(PATHS.champion), help="checkpoint (default: the champion)")
     command.add_argument("--champion-record", default=str(PATHS.champion_record),
@@ -243,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--params", default=PARAMS_FILE)
     worker.add_argument("--split", default=str(PATHS.split), help="the split the trials learn (dvc pull it first)")
     worker.set_defaults(run=_tune_worker)
+    celeba = commands.add_parser("synthetic-celeba", help="drawn faces with a few CelebA attributes, written in "
+                                 "the layout of Kaggle's CelebA (list_attr_celeba.csv, img_align_celeba/, ...)")
+    celeba.add_argument("out", metavar="OUT", help="the folder to write (replaced if it exists)")
+    celeba.add_argument("--images", type=int, default=2000)
+    celeba.add_argument("--size", type=int, default=48, help="image side in pixels")
+    celeba.add_argument("--seed", type=int, default=0, help="draws the faces and the train/val/test partition")
+    celeba.set_defaults(run=_synthetic_celeba)
     return cli
 
 

@@ -1,10 +1,13 @@
-"""Synthetic FER2013-like data: labelled grey faces showing the 7 expressions, drawn offline in seconds.
+"""Synthetic FER2013-like data: labelled grey faces showing the 7 expressions, drawn offline in seconds; and
+CelebA-like faces wearing a few binary attributes (glasses, mustache, bangs, a smile, an open mouth).
 
 Lets the whole pipeline run (and its tests pass) with no download. Each face is a set of implicit shapes
 (ellipses, strokes as distance fields, soft edges) evaluated on coordinate grids for a whole chunk of images
 at once. An expression is a displacement from the neutral face, scaled by a random intensity; identity,
 pose, lighting, blur, noise and occluders vary on top, so that a fixed pixel template (a linear model)
-does poorly while local, shift-tolerant features (a small CNN) do well but not perfectly.
+does poorly while local, shift-tolerant features (a small CNN) do well but not perfectly. Attribute faces
+are the same faces: a smile and an open mouth displace them as expressions do, and glasses, a mustache and
+bangs are drawn over them.
 
 Coordinates: image x, y span [-1, 1] (y down). Face coordinates u, v are the image coordinates un-rotated,
 un-shifted and un-scaled by the face's pose, so every feature is drawn once, upright, in face units.
@@ -12,7 +15,7 @@ un-shifted and un-scaled by the face's pose, so every feature is drawn once, upr
 
 import numpy as np
 
-from fer.core.labels import EMOTIONS, FER2013
+from fer.core.labels import EMOTIONS, FER2013, LabelSet
 from fer.data.rawdata import SYNTHETIC_SOURCE, RawDataset
 
 # Class counts of the FER2013 train split, in canonical order: the imbalance to reproduce (disgust rare).
@@ -38,6 +41,22 @@ EXPRESSION_DELTAS = {
     "teeth":            (0.00, 0.50, 0.80, 1.00, 0.00, 0.30, 0.0),
 }
 
+# Share of faces showing each attribute (CelebA's names), drawn independently: CelebA's own rates, except
+# that the rare ones are raised so that a few hundred faces still hold enough examples to learn from.
+ATTRIBUTE_PREVALENCE = {
+    "Bangs": 0.2,                 # CelebA 0.15
+    "Eyeglasses": 0.15,           # 0.065
+    "Mouth_Slightly_Open": 0.45,  # 0.48
+    "Mustache": 0.15,             # 0.04
+    "Smiling": 0.45,              # 0.48
+}
+ATTRIBUTES = tuple(ATTRIBUTE_PREVALENCE)
+
+# The attributes that move the face, as EXPRESSION_DELTAS do: a smile is FER2013's happy face; a slightly
+# open mouth parts the lips a little less than fear does, showing some teeth.
+SMILE_DELTAS = {k: d[EMOTIONS.index("happy")] for k, d in EXPRESSION_DELTAS.items()}
+MOUTH_OPEN_DELTAS = {"mouth_open": 0.08, "teeth": 0.3}
+
 
 def generate(n_images: int, image_size: int = 48, seed: int = 0, photo: bool = False,
              photo_size: int = 160) -> RawDataset:
@@ -48,9 +67,25 @@ def generate(n_images: int, image_size: int = 48, seed: int = 0, photo: bool = F
     images = np.empty((n_images, size, size), np.uint8)
     chunk = max(1, PIXELS_PER_CHUNK // size ** 2)
     for start in range(0, n_images, chunk):
-        images[start:start + chunk] = _render_chunk(labels[start:start + chunk], size, photo, rng)
+        face = _sample_face(_expression_deltas(labels[start:start + chunk]), rng)
+        images[start:start + chunk] = _render_chunk(face, size, photo, rng)
     return RawDataset(list(images), labels, [""] * n_images, [f"{SYNTHETIC_SOURCE}{i}" for i in range(n_images)],
                       FER2013)
+
+
+def generate_attributes(n_images: int, image_size: int = 48, seed: int = 0) -> RawDataset:
+    """n_images faces labelled with ATTRIBUTES (1 = shown), deterministic in seed; each attribute independent."""
+    rng = np.random.default_rng(seed)
+    shown = rng.random((n_images, len(ATTRIBUTES))) < np.array(list(ATTRIBUTE_PREVALENCE.values()))
+    images = np.empty((n_images, image_size, image_size), np.uint8)
+    chunk = max(1, PIXELS_PER_CHUNK // image_size ** 2)
+    for start in range(0, n_images, chunk):
+        present = {name: shown[start:start + chunk, k].astype(np.float64) for k, name in enumerate(ATTRIBUTES)}
+        face = _sample_face(_attribute_deltas(present), rng) | _sample_accessories(present, rng)
+        images[start:start + chunk] = _render_chunk(face, image_size, photo=False, rng=rng,
+                                                    extra_parts=(_draw_bangs, _draw_mustache, _draw_glasses))
+    return RawDataset(list(images), shown.astype(np.int8), [""] * n_images,
+                      [f"{SYNTHETIC_SOURCE}{i}" for i in range(n_images)], LabelSet("attributes", ATTRIBUTES))
 
 
 def class_counts(n_images: int) -> np.ndarray:
@@ -65,9 +100,9 @@ def class_counts(n_images: int) -> np.ndarray:
     return counts
 
 
-def _render_chunk(labels: np.ndarray, size: int, photo: bool, rng: np.random.Generator) -> np.ndarray:
-    n = len(labels)
-    face = _sample_face(labels, rng)
+def _render_chunk(face: dict, size: int, photo: bool, rng: np.random.Generator, extra_parts=()) -> np.ndarray:
+    """Images of the sampled faces, posed, lit and noised; extra_parts draw over the face's own parts."""
+    n = len(face["skin"])
     pose = _sample_pose(n, photo, rng)
     x, y = _image_grid(size)
     u, v = _face_coords(x, y, pose)
@@ -76,11 +111,8 @@ def _render_chunk(labels: np.ndarray, size: int, photo: bool, rng: np.random.Gen
     edge = (2.0 / size / pose["scale"]).astype(np.float32)
 
     img = _background(n, x, y, photo, rng)
-    _draw_head(img, u, v, face, edge)
-    _draw_eyes(img, u, v, face, edge)
-    _draw_brows(img, u, v, face, edge)
-    _draw_nose(img, u, v, face, edge)
-    _draw_mouth(img, u, v, face, edge)
+    for draw in (_draw_head, _draw_eyes, _draw_brows, _draw_nose, _draw_mouth, *extra_parts):
+        draw(img, u, v, face, edge)
     _draw_occluders(img, x, y, photo, rng)
     _apply_lighting(img, x, y, rng)
 
@@ -96,13 +128,20 @@ def _col(values) -> np.ndarray:
     return np.asarray(values, np.float32)[:, None, None]
 
 
-def _sample_face(labels: np.ndarray, rng: np.random.Generator) -> dict:
-    """Identity (shape, spacing, tones) plus the expression, as per-image broadcastable columns."""
-    n = len(labels)
+def _expression_deltas(labels: np.ndarray) -> dict:
+    """Each image's displacement from the neutral face at full intensity: its class's EXPRESSION_DELTAS."""
+    return {k: np.asarray(d)[labels] for k, d in EXPRESSION_DELTAS.items()}
+
+
+def _sample_face(deltas: dict, rng: np.random.Generator) -> dict:
+    """Identity (shape, spacing, tones) plus the expression, as per-image broadcastable columns.
+
+    deltas: per-image arrays under every EXPRESSION_DELTAS key, in its order (each key draws its own jitter).
+    """
+    n = len(deltas["mouth_open"])
     # Weak and varied expressions overlap with neighbouring classes, as real faces do.
     intensity = rng.uniform(0.6, 1.0, n)
-    expr = {k: np.asarray(d)[labels] * intensity * rng.uniform(0.8, 1.2, n)
-            for k, d in EXPRESSION_DELTAS.items()}
+    expr = {k: d * intensity * rng.uniform(0.8, 1.2, n) for k, d in deltas.items()}
     skin = rng.uniform(0.4, 0.8, n)
     face = {
         "face_w": rng.uniform(0.66, 0.84, n),
@@ -133,6 +172,35 @@ def _sample_face(labels: np.ndarray, rng: np.random.Generator) -> dict:
                                       "mouth_open", "mouth_round", "upper_lip_raise", "nose_wrinkle",
                                       "teeth")})
     return {k: _col(val) for k, val in face.items()}
+
+
+def _attribute_deltas(present: dict) -> dict:
+    """_expression_deltas for attribute faces: the sum of the deltas of the attributes each image shows."""
+    return {k: present["Smiling"] * SMILE_DELTAS[k] + present["Mouth_Slightly_Open"] * MOUTH_OPEN_DELTAS.get(k, 0.0)
+            for k in EXPRESSION_DELTAS}
+
+
+def _sample_accessories(present: dict, rng: np.random.Generator) -> dict:
+    """Shape and tone of the bangs, glasses and mustache, drawn where `present` (1 or 0 per image) says."""
+    n = len(present["Bangs"])
+    accessories = {
+        "bangs": present["Bangs"],
+        "bangs_reach": rng.uniform(0.0, 0.1, n),  # how far the fringe comes down over the brows
+        "bangs_tilt": rng.uniform(-0.2, 0.2, n),  # swept to one side
+        "bangs_phase": rng.uniform(0, 2 * np.pi, n),  # where the strands of its ragged edge fall
+        "glasses": present["Eyeglasses"],
+        "rim_w": rng.uniform(0.16, 0.21, n),
+        "rim_h": rng.uniform(0.10, 0.14, n),
+        "rim_thick": rng.uniform(0.02, 0.035, n),
+        "rim_tone": rng.uniform(0.0, 0.3, n),
+        "lens_tint": rng.uniform(0.0, 0.3, n),
+        "mustache": present["Mustache"],
+        "mustache_w": rng.uniform(1.0, 1.4, n),  # a factor on the mouth's half-width
+        "mustache_thick": rng.uniform(0.04, 0.06, n),
+        "mustache_arch": rng.uniform(0.0, 0.05, n),
+        "mustache_tone": rng.uniform(0.0, 0.25, n),
+    }
+    return {k: _col(val) for k, val in accessories.items()}
 
 
 def _sample_pose(n: int, photo: bool, rng: np.random.Generator) -> dict:
@@ -296,6 +364,36 @@ def _draw_mouth(img, u, v, f, edge):
     _blend(img, gap_cover, 0.1)
     teeth = gap_cover * _soft(v - (upper + 0.4 * (lower - upper)), edge)
     _blend(img, np.minimum(f["teeth"], 1) * teeth, 0.85)
+
+
+def _draw_bangs(img, u, v, f, edge):
+    """A hair fringe from the hairline down over the brows, its lower edge ragged with strands."""
+    brow_top = f["eye_y"] - f["brow_gap"] - f["brow_raise"] - f["brow_thick"]
+    fringe_end = (brow_top + f["bangs_reach"] + f["bangs_tilt"] * u
+                  + 0.025 * np.sin(30 * u + f["bangs_phase"]))
+    cap = _ellipse_distance(u, v, 0, f["face_y"] - 0.04, 1.08 * f["face_w"], 1.06 * f["face_h"])
+    _blend(img, f["bangs"] * _soft(np.maximum(cap, v - fringe_end), edge), 0.7 * f["hair"])
+
+
+def _draw_mustache(img, u, v, f, edge):
+    """A dark band above the upper lip, its ends drooping towards the mouth corners."""
+    half_w = f["mustache_w"] * f["mouth_w"]
+    upper_lip = f["mouth_y"] - 0.5 * f["mouth_open"] - f["lip_thick"]
+    centre = upper_lip - f["mustache_thick"] - 0.03
+    band = _stroke_distance(u, v, -half_w, half_w, centre, centre, f["mustache_arch"], f["mustache_thick"])
+    _blend(img, f["mustache"] * _soft(band, edge), f["mustache_tone"])
+
+
+def _draw_glasses(img, u, v, f, edge):
+    """Two rims around the eyes, joined by a bridge, with arms back to the sides of the head; tinted lenses."""
+    rim_y = f["eye_y"] + 0.01
+    lens = _ellipse_distance(np.abs(u), v, f["eye_dx"], rim_y, f["rim_w"], f["rim_h"])
+    _blend(img, f["glasses"] * f["lens_tint"] * _soft(lens, edge), f["rim_tone"])
+    inner, outer = f["eye_dx"] - f["rim_w"], f["eye_dx"] + f["rim_w"]
+    bridge = _stroke_distance(u, v, -inner, inner, rim_y - 0.03, rim_y - 0.03, 0.02, 0.6 * f["rim_thick"])
+    arms = _stroke_distance(np.abs(u), v, outer, f["face_w"], rim_y - 0.03, rim_y - 0.05, 0, 0.6 * f["rim_thick"])
+    frame = np.minimum(np.abs(lens) - f["rim_thick"], np.minimum(bridge, arms))
+    _blend(img, f["glasses"] * _soft(frame, edge), f["rim_tone"])
 
 
 def _draw_occluders(img, x, y, photo, rng):
