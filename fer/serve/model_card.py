@@ -42,6 +42,7 @@ def model_card(record: ModelRecord, checkpoint_sha256: str, champion_record: str
         "name": record.name,
         "arch": record.arch,
         "tuned_from": record.tuned_from,
+        "task": record.task,
         "classes": record.classes,
         "image_size": record.image_size,
         "trained_on": record.trained_on,
