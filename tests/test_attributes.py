@@ -9,7 +9,9 @@ from sklearn.metrics import average_precision_score, f1_score
 from fer.core.errors import FerError
 from fer.core.labels import FER2013, LabelSet
 from fer.core.params import ModelParams
+from fer.data.classes import check_task, select_classes
 from fer.data.datasets import load_split, save_images, split_label_set
+from fer.data.sources.synthetic import generate_attributes
 from fer.evaluate.evaluation import attribute_metrics, confusion_cells, evaluate_checkpoint
 from fer.evaluate.leaderboard import build_leaderboard, markdown_table
 from fer.serve.predict import FacePrediction
@@ -109,3 +111,16 @@ def test_a_face_shows_every_attribute_at_least_even_odds():
     assert face.present == ["Smiling", "Eyeglasses"] and face.label == "Smiling, Eyeglasses"
     assert face.as_dict()["attributes"] == ["Smiling", "Eyeglasses"] and "emotion" not in face.as_dict()
     assert face.log_row()["confidence"] == pytest.approx((0.9 + 0.8 + 0.6) / 3)
+
+
+def test_data_classes_picks_attributes_in_order_and_the_task_must_match_the_data():
+    faces = generate_attributes(60, 48, seed=0)
+    picked = select_classes(faces, ["Smiling", "Bangs"])
+    assert picked.label_set == LabelSet("attributes", ("Smiling", "Bangs")) and len(picked) == 60
+    assert np.array_equal(picked.labels, faces.labels[:, [4, 0]])
+    with pytest.raises(FerError, match="data.classes: the attributes task takes a list"):
+        select_classes(faces, {"Smiling": "smile"})
+    with pytest.raises(FerError, match="data.classes: 'Wavy_Hair' is not a class of the data"):
+        select_classes(faces, ["Wavy_Hair"])
+    with pytest.raises(FerError, match="the data holds attributes labels .* but task is expression; set task: "):
+        check_task(faces, "expression", "folder")
