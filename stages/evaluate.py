@@ -1,10 +1,11 @@
 """Stage evaluate@<model> / evaluate_tuned: score one checkpoint on the test split."""
 
 import argparse
+from pathlib import Path
 
 from fer.core.errors import one_line_errors
 from fer.core.params import load_params
-from fer.data.datasets import load_split, split_label_set
+from fer.data.datasets import load_labels, load_split
 from fer.evaluate.evaluation import evaluate_checkpoint, write_evaluation
 
 
@@ -19,9 +20,9 @@ def main():
     args = cli.parse_args()
 
     images, labels = load_split(args.split, "test")
-    _, train_labels = load_split(args.split, "train")
-    result, _ = evaluate_checkpoint(args.checkpoint, images, labels, split_label_set(args.split),
-                                    load_params().evaluate, train_labels=train_labels)
+    label_set, train_labels = load_labels(Path(args.split) / "train")  # the majority baseline's, for attributes
+    result, _ = evaluate_checkpoint(args.checkpoint, images, labels, label_set, load_params().evaluate,
+                                    train_labels=train_labels)
     write_evaluation(result, args.metrics, *args.confusion)
 
 

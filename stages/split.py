@@ -23,7 +23,7 @@ def main():
     p = params.split
     images, manifest, label_set, labels = load_labelled(args.aligned)
     # Attributes are several labels per face: those splits are random rather than stratified.
-    strata = labels if label_set.task == "expression" else None
+    strata = None if label_set.multi_label else labels
     owner = duplicate_groups(images)
     if p.strategy == "original":
         assignment = original_assignment(manifest["usage"].to_numpy(), strata, owner, p.val, params.seed)

@@ -5,7 +5,6 @@ order; a folder tree gives its own classes). attributes: several binary attribut
 as one 0/1 column per attribute.
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -13,6 +12,7 @@ from typing import Literal
 import numpy as np
 
 from fer.core.errors import FerError
+from fer.core.storage import read_json, write_json
 
 Task = Literal["expression", "attributes"]
 
@@ -54,14 +54,19 @@ class LabelSet:
     task: Task
     classes: tuple[str, ...]
 
+    @property
+    def multi_label(self) -> bool:
+        """Several classes may hold at once (attributes: a sigmoid each) rather than exactly one (a softmax)."""
+        return self.task == "attributes"
+
     def column_names(self) -> list[str]:
-        if self.task == "expression":
+        if not self.multi_label:
             return [LABEL_COLUMN]
         return [ATTRIBUTE_PREFIX + name for name in self.classes]
 
     def columns(self, labels: np.ndarray) -> dict[str, np.ndarray]:
         """Manifest columns holding `labels` ((N,) indices, or (N, K) 0/1 for attributes)."""
-        if self.task == "expression":
+        if not self.multi_label:
             return {LABEL_COLUMN: np.asarray(labels, np.int64)}
         labels = np.asarray(labels, np.int8).reshape(len(labels), len(self.classes))
         return {column: labels[:, k] for k, column in enumerate(self.column_names())}
@@ -72,28 +77,25 @@ class LabelSet:
         missing = [n for n in names if n not in manifest]
         if missing:
             raise FerError(f"{where}: manifest lacks column {missing[0]!r}; rebuild it (dvc repro)")
-        if self.task == "expression":
+        if not self.multi_label:
             return manifest[LABEL_COLUMN].to_numpy(np.int64)
         return manifest[names].to_numpy(np.int8)
 
     def counts(self, labels: np.ndarray) -> dict[str, int]:
         """Images per class (expression) or images showing each attribute, every class listed."""
         labels = np.asarray(labels)
-        if self.task == "expression":
+        if not self.multi_label:
             per_class = np.bincount(labels.astype(np.int64), minlength=len(self.classes))
         else:
             per_class = labels.reshape(len(labels), len(self.classes)).sum(0)
         return {name: int(c) for name, c in zip(self.classes, per_class)}
 
     def save(self, folder: Path) -> None:
-        (folder / LABEL_SET_FILE).write_text(json.dumps({"task": self.task, "classes": list(self.classes)}) + "\n")
+        write_json(folder / LABEL_SET_FILE, {"task": self.task, "classes": list(self.classes)})
 
     @classmethod
     def load(cls, folder: str | Path) -> "LabelSet":
-        path = Path(folder) / LABEL_SET_FILE
-        if not path.is_file():
-            raise FerError(f"{path}: missing; rebuild the dataset (dvc repro)")
-        content = json.loads(path.read_text())
+        content = read_json(Path(folder) / LABEL_SET_FILE, "the label set of a dataset folder")
         return cls(content["task"], tuple(content["classes"]))
 
 

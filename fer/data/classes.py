@@ -19,7 +19,7 @@ def select_classes(raw: RawDataset, declared: list[str] | dict[str, str] | None)
     if declared is None:
         return raw
     found = raw.label_set.classes
-    expression = raw.label_set.task == "expression"
+    expression = not raw.label_set.multi_label
     # Expression classes are compared as class folders are named (case and aliases aside); attribute names as
     # CelebA spells them.
     normal = class_name if expression else str
@@ -59,7 +59,7 @@ def check_task(dataset: RawDataset, task: str, source: str) -> None:
 
 def check_every_class_has_images(dataset: RawDataset, source: str) -> None:
     """An expression class without images cannot be learnt or scored: an empty class folder, usually."""
-    if dataset.label_set.task != "expression":
+    if dataset.label_set.multi_label:
         return
     empty = [name for name, count in dataset.label_set.counts(dataset.labels).items() if count == 0]
     if empty:
@@ -68,5 +68,5 @@ def check_every_class_has_images(dataset: RawDataset, source: str) -> None:
 
 
 def _two_classes(label_set: LabelSet, where: str) -> None:
-    if label_set.task == "expression" and len(label_set.classes) < 2:
+    if not label_set.multi_label and len(label_set.classes) < 2:
         raise FerError(f"{where}: leaves one class ({label_set.classes[0]}); a classifier needs at least two")

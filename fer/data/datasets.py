@@ -26,13 +26,19 @@ def save_images(out_dir: str | Path, images: np.ndarray, manifest: pd.DataFrame,
         label_set.save(tmp)
 
 
+def _existing(path: Path) -> Path:
+    if not path.is_file():
+        raise FerError(f"{path}: missing; run the stage that writes it (dvc repro)")
+    return path
+
+
+def load_manifest(in_dir: str | Path) -> pd.DataFrame:
+    return pd.read_csv(_existing(Path(in_dir) / MANIFEST), keep_default_na=False)
+
+
 def load_images(in_dir: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
-    in_dir = Path(in_dir)
-    for name in (IMAGES, MANIFEST):
-        if not (in_dir / name).is_file():
-            raise FerError(f"{in_dir / name}: missing; run the stage that writes it (dvc repro)")
-    manifest = pd.read_csv(in_dir / MANIFEST, keep_default_na=False)
-    return np.load(in_dir / IMAGES), manifest
+    images = _existing(Path(in_dir) / IMAGES)
+    return np.load(images), load_manifest(in_dir)
 
 
 def save_splits(out_dir: str | Path, images: np.ndarray, manifest: pd.DataFrame, assignment: np.ndarray,
@@ -44,12 +50,21 @@ def save_splits(out_dir: str | Path, images: np.ndarray, manifest: pd.DataFrame,
             save_images(tmp / name, images[rows], manifest.iloc[rows].reset_index(drop=True), label_set)
 
 
+def _labels(folder: str | Path, manifest: pd.DataFrame) -> tuple[LabelSet, np.ndarray]:
+    label_set = LabelSet.load(folder)
+    return label_set, label_set.from_columns(manifest, str(Path(folder) / MANIFEST))
+
+
+def load_labels(folder: str | Path) -> tuple[LabelSet, np.ndarray]:
+    """(label set, labels) of a dataset folder, from its manifest alone (the images stay on disk)."""
+    return _labels(folder, load_manifest(folder))
+
+
 def load_labelled(folder: str | Path) -> tuple[np.ndarray, pd.DataFrame, LabelSet, np.ndarray]:
     """(images, manifest, label set, labels) of a dataset folder; labels are (N,) int64 class indices, or
     (N, K) int8 0/1 attributes."""
     images, manifest = load_images(folder)
-    label_set = LabelSet.load(folder)
-    return images, manifest, label_set, label_set.from_columns(manifest, str(Path(folder) / MANIFEST))
+    return images, manifest, *_labels(folder, manifest)
 
 
 def load_split(split_dir: str | Path, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -67,10 +82,12 @@ def split_label_set(split_dir: str | Path) -> LabelSet:
 def training_data(split_dir: str | Path) -> dict:
     """What a model trained on this split saw: its data source ("synthetic" when every image is drawn by the
     synthetic source, else "dataset"; "unknown" without a source column), its images and their classes."""
-    images, manifest, label_set, labels = load_labelled(Path(split_dir) / "train")
+    folder = Path(split_dir) / "train"
+    manifest = load_manifest(folder)
+    label_set, labels = _labels(folder, manifest)
     if "source" not in manifest:
         source = "unknown"
     else:
         drawn = manifest["source"].astype(str).str.startswith(SYNTHETIC_SOURCE).all()
         source = "synthetic" if drawn else "dataset"
-    return {"source": source, "images": len(images), "classes": label_set.counts(labels)}
+    return {"source": source, "images": len(manifest), "classes": label_set.counts(labels)}

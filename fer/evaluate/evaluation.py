@@ -113,16 +113,15 @@ def evaluate_checkpoint(checkpoint_path: str | Path, images: np.ndarray, labels:
     baseline comes from them (required there).
     """
     model, record = load_checkpoint(checkpoint_path, device)
-    if (record.task, record.classes) != (label_set.task, list(label_set.classes)):
+    if record.label_set != label_set:
         raise FerError(f"{checkpoint_path}: a model for the {record.task} task ({', '.join(record.classes)}), but the "
                        f"split's "
                        f"{label_set.task} labels are {', '.join(label_set.classes)}; expected a checkpoint trained "
                        "on this split (dvc repro)")
     images_tensor = torch.from_numpy(np.ascontiguousarray(images))
-    multi_label = label_set.task == "attributes"
     probabilities = predict_probabilities(model, images_tensor.to(device), record.input_spec, params.tta_flip,
-                                          multi_label)
-    if multi_label:
+                                          label_set.multi_label)
+    if label_set.multi_label:
         predictions = (probabilities >= 0.5).astype(np.int8)
         quality = attribute_metrics(labels, probabilities, record.classes, train_labels.mean(0) >= 0.5)
         # Calibration of the N x K yes/no decisions, each a two-way prediction.

@@ -13,7 +13,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from fer.core.errors import FerError, one_line
-from fer.core.labels import Task
+from fer.core.labels import LabelSet, Task
 from fer.core.storage import atomic_path, file_sha256
 from fer.models import build_model
 from fer.models.input_spec import InputSpec
@@ -43,6 +43,10 @@ class ModelRecord(BaseModel):
     trained_on: dict | None = None  # fer.data.datasets.training_data of its split; None in older checkpoints
     best_epoch: int
     val_acc: float
+
+    @property
+    def label_set(self) -> LabelSet:
+        return LabelSet(self.task, tuple(self.classes))
 
     @property
     def input_spec(self) -> InputSpec:

@@ -93,7 +93,7 @@ class Predictor:
             raise BadPhoto(f"{name}: no face found (faces of at least {smallest} px are looked for)", 422)
         crops = np.stack([align_face(grey, face, self.align.size, self.align.margin, self.align.crop)
                           for face in faces])
-        multi_label = self.record.task == "attributes"
+        multi_label = self.record.label_set.multi_label
         probabilities = predict_probabilities(self.model, torch.from_numpy(crops), self.record.input_spec,
                                               multi_label=multi_label)
         if not np.isfinite(probabilities).all():  # never an emotion with null probabilities

@@ -85,7 +85,7 @@ def _attribute_loss(train_labels: torch.Tensor, cfg: TrainParams) -> torch.nn.Mo
 
 
 def _loss_fn(train_labels: torch.Tensor, label_set: LabelSet, cfg: TrainParams):
-    if label_set.task == "attributes":
+    if label_set.multi_label:
         return _attribute_loss(train_labels, cfg)
     num_classes = len(label_set.classes)
     weight = None
@@ -109,14 +109,14 @@ def _subset(n: int, cap: int, generator: torch.Generator, device) -> torch.Tenso
 
 def _eval_loss(label_set: LabelSet):
     """The plain loss validation reports: cross-entropy, or binary cross-entropy averaged over attributes."""
-    if label_set.task == "attributes":
+    if label_set.multi_label:
         return lambda logits, targets: torch.nn.functional.binary_cross_entropy_with_logits(logits, targets.float())
     return torch.nn.CrossEntropyLoss()
 
 
 def hits(logits: torch.Tensor, labels: torch.Tensor, label_set: LabelSet) -> torch.Tensor:
     """Per image, the share of its decisions that are right: its class, or each of its attributes (logit > 0)."""
-    if label_set.task == "attributes":
+    if label_set.multi_label:
         return ((logits > 0) == labels.bool()).float().mean(1)
     return (logits.argmax(1) == labels).float()
 
