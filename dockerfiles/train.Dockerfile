@@ -6,9 +6,10 @@ FROM python:3.11-slim
 RUN apt-get update && apt-get install -y --no-install-recommends git \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /repo
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements-nodeps.txt ./
 COPY fer ./fer
-RUN pip install --no-cache-dir torch==2.14.1 torchvision==0.29.1 && pip install --no-cache-dir .
+RUN pip install --no-cache-dir torch==2.14.1 torchvision==0.29.1 && pip install --no-cache-dir . \
+    && pip install --no-cache-dir --no-deps -r requirements-nodeps.txt
 COPY . .
 RUN git config --global --add safe.directory /repo && mkdir -p data
 CMD ["dvc", "repro"]

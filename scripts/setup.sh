@@ -9,4 +9,5 @@ cd "$(dirname "$0")/.."
 # TORCH_INDEX_URL picks a wheel index, e.g. https://download.pytorch.org/whl/cpu on a GPU-less CI runner.
 .venv/bin/python -m pip install -q ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} torch==2.14.1 torchvision==0.29.1
 .venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m pip install -q --no-deps -r requirements-nodeps.txt
 mkdir -p data

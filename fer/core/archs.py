@@ -9,6 +9,7 @@ ARCH_BUILDERS = {
     "cnn": "baselines:build_cnn",
     "resnet18": "torchvision_models:build_resnet18",
     "mobilenet": "torchvision_models:build_mobilenet",
+    "mobilenet_v2": "torchvision_models:build_mobilenet_v2",
     "efficientnet": "torchvision_models:build_efficientnet",
     "efficientnet_lite0": "lite0:build_lite0",
     "vit": "vit:build_vit",

