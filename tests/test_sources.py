@@ -1,7 +1,6 @@
 """Local and Kaggle sources read every supported layout into the same RawDataset, by class name."""
 
 import io
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -234,19 +233,23 @@ def test_zip_with_extra_top_level_folder(tmp_path):
     assert ds.source[0].startswith(f"{archive}/fer2013/")
 
 
-def test_zip_member_escaping_is_kept_inside(tmp_path, monkeypatch):
-    # Extraction happens in a fresh folder of the temp dir: put that two levels below `outside`, where a
-    # member named ../../escaped.txt would land if the extraction let it out.
-    outside = tmp_path / "outside"
-    (outside / "temp").mkdir(parents=True)
-    monkeypatch.setattr(tempfile, "tempdir", str(outside / "temp"))
-    archive = tmp_path / "evil.zip"
+def files_and_bytes(root: Path) -> dict[Path, bytes]:
+    return {file: file.read_bytes() for file in root.rglob("*") if file.is_file()}
+
+
+def test_zip_member_escaping_is_kept_inside(tmp_path):
+    # A zip is read in place: a member named ../happy/escaped.png is neither an image of the dataset, nor a way
+    # to read the real file it names beside the archive, nor written anywhere.
+    archive = tmp_path / "in" / "evil.zip"
+    archive.parent.mkdir()
+    save_image(tmp_path / "happy" / "escaped.png", (12, 12))
     with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("../../escaped.txt", "x")
+        zf.writestr("../happy/escaped.png", png_bytes())
         zf.writestr("happy/0.png", png_bytes())
+    before = files_and_bytes(tmp_path)
     ds = read_local(archive, "zip")
-    assert len(ds) == 1
-    assert list(tmp_path.rglob("escaped.txt")) == []
+    assert ds.source == [f"{archive}/happy/0.png"] and ds.label_set.classes == ("happy",)
+    assert files_and_bytes(tmp_path) == before
 
 
 def test_not_a_zip(tmp_path):
@@ -315,15 +318,13 @@ def test_jfif_is_read_and_an_unreadable_avif_is_counted(tmp_path):
     assert len(ds) == 1 and ds.skipped == 1
 
 
-def test_a_zip_bomb_is_refused_from_its_directory_and_nothing_is_extracted(tmp_path, monkeypatch):
-    scratch = tmp_path / "temp"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where an extraction would land
+def test_a_zip_bomb_is_refused_from_its_directory_and_nothing_is_extracted(tmp_path):
     archive = tmp_path / "bomb.zip"
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("happy/0.png", png_bytes())
         zf.writestr("happy/huge.png", bytes(64 * 2**20))  # 64 MB of zeros in ~64 kB
+    before = files_and_bytes(tmp_path)
     with pytest.raises(FerError, match=r"bomb.zip: member happy/huge.png expands 67108864 bytes from \d+, over 100x"):
         read_local(archive, "zip")
-    assert list(scratch.iterdir()) == []
+    assert files_and_bytes(tmp_path) == before
 

@@ -39,7 +39,7 @@ def _imports_own_submodules(node: ast.AST) -> bool:
             and getattr(name.values[0].value, "id", None) == "__name__")
 
 
-def _imported_modules(file: Path) -> set[str]:
+def imported_fer_modules(file: Path) -> set[str]:
     modules = set()
     for node in ast.walk(ast.parse(file.read_text(), str(file))):
         if isinstance(node, ast.Import):
@@ -62,7 +62,7 @@ def import_closure(script: Path) -> set[Path]:
         if file in seen:
             continue
         seen.add(file)
-        for module in _imported_modules(file):
+        for module in imported_fer_modules(file):
             todo += _with_packages(module)
     return {f.relative_to(REPO) for f in seen}
 

@@ -14,7 +14,7 @@ from fer.data.datasets import load_split, save_images
 from fer.models import build_model
 from fer.models.input_spec import InputSpec
 from fer.runtime.checkpoint import load_checkpoint
-from fer.runtime.device import resolve_device
+from fer.runtime.device import clock, resolve_device
 from fer.runtime.inference import predict_logits
 from fer.runtime.inputs import model_input, to_device
 from fer.train.augment import augment, random_erasing
@@ -213,6 +213,20 @@ def test_asking_for_cuda_without_a_gpu_is_one_clear_error():
         pytest.skip("this machine has a GPU")
     with pytest.raises(FerError, match="train.device"):
         resolve_device("cuda")
+
+
+def test_clock_waits_for_queued_cuda_work_before_reading_the_time(monkeypatch):
+    """CUDA kernels run asynchronously: a timing read before synchronising measures the launches, not the work.
+    Recorded on the CPU: synchronize and perf_counter log the order they are called in."""
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(("synchronize", device)))
+    monkeypatch.setattr("fer.runtime.device.time.perf_counter", lambda: calls.append(("perf_counter",)) or 12.5)
+    cuda = torch.device("cuda")
+    assert clock(cuda) == 12.5
+    assert calls == [("synchronize", cuda), ("perf_counter",)]
+    calls.clear()
+    assert clock(torch.device("cpu")) == 12.5
+    assert calls == [("perf_counter",)]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -9,7 +9,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from fer.core.errors import FerError
+import numpy as np
+
+from fer.core.errors import FerError, one_line
 
 
 @contextlib.contextmanager
@@ -70,15 +72,32 @@ def write_json(path: str | os.PathLike, data) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def read_json(path: str | os.PathLike, what: str = "a JSON file"):
-    """The parsed file; a missing or malformed file is one line naming it and what it should be."""
+def existing_file(path: str | os.PathLike, what: str) -> Path:
+    """path, if it is a file; else one line naming it and what it should be. Every file read here is a stage
+    output, so the way to get it is to run the pipeline."""
     path = Path(path)
     if not path.is_file():
         raise FerError(f"{path}: not found; expected {what} (dvc repro writes it)")
+    return path
+
+
+def read_json(path: str | os.PathLike, what: str = "a JSON file"):
+    """The parsed file; a missing or malformed file is one line naming it and what it should be."""
+    path = existing_file(path, what)
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise FerError(f"{path}: not valid JSON ({err}); expected {what}") from None
+
+
+def load_array(path: str | os.PathLike, what: str, mmap_mode: str | None = None) -> np.ndarray:
+    """The .npy array at path; a missing, truncated or corrupt file is one line naming it and what it should be
+    (numpy's own errors say neither). Pickled objects are refused: an array file never needs them."""
+    path = existing_file(path, what)
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise FerError(f"{path}: not a readable .npy array ({one_line(err)}); expected {what}") from None
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -7,7 +7,7 @@ import pandas as pd
 
 from fer.core.errors import FerError
 from fer.core.labels import LabelSet
-from fer.core.storage import atomic_path
+from fer.core.storage import atomic_path, existing_file, load_array
 from fer.data.rawdata import SYNTHETIC_SOURCE
 
 IMAGES = "images.npy"
@@ -26,19 +26,14 @@ def save_images(out_dir: str | Path, images: np.ndarray, manifest: pd.DataFrame,
         label_set.save(tmp)
 
 
-def _existing(path: Path) -> Path:
-    if not path.is_file():
-        raise FerError(f"{path}: missing; run the stage that writes it (dvc repro)")
-    return path
-
-
 def load_manifest(in_dir: str | Path) -> pd.DataFrame:
-    return pd.read_csv(_existing(Path(in_dir) / MANIFEST), keep_default_na=False)
+    manifest = existing_file(Path(in_dir) / MANIFEST, "the manifest of a dataset folder (a CSV, one row per image)")
+    return pd.read_csv(manifest, keep_default_na=False)
 
 
 def load_images(in_dir: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
-    images = _existing(Path(in_dir) / IMAGES)
-    return np.load(images), load_manifest(in_dir)
+    images = load_array(Path(in_dir) / IMAGES, "the images of a dataset folder (an (N, S, S) uint8 .npy array)")
+    return images, load_manifest(in_dir)
 
 
 def save_splits(out_dir: str | Path, images: np.ndarray, manifest: pd.DataFrame, assignment: np.ndarray,

@@ -13,7 +13,7 @@ import pandas as pd
 
 from fer.core.errors import FerError
 from fer.core.labels import LabelSet
-from fer.core.storage import atomic_path
+from fer.core.storage import atomic_path, existing_file, load_array
 
 PIXELS = "pixels.npy"
 MANIFEST = "manifest.csv"
@@ -74,11 +74,13 @@ def save(ds: RawDataset, out_dir: str | Path) -> None:
 
 def load(in_dir: str | Path) -> RawDataset:
     in_dir = Path(in_dir)
-    for name in (PIXELS, MANIFEST):
-        if not (in_dir / name).is_file():
-            raise FerError(f"{in_dir / name}: missing; run the fetch stage first (dvc repro fetch)")
-    pixels = np.load(in_dir / PIXELS, mmap_mode="r")
-    m = pd.read_csv(in_dir / MANIFEST, keep_default_na=False, dtype={"usage": str, "source": str})
+    if not in_dir.is_dir():
+        raise FerError(f"{in_dir}: not found; expected the raw dataset folder of the fetch stage ({PIXELS}, "
+                       f"{MANIFEST} and its label set): run dvc repro fetch")
+    pixels = load_array(in_dir / PIXELS, "the fetched images (every pixel concatenated: a 1-D uint8 .npy array)",
+                        mmap_mode="r")
+    manifest = existing_file(in_dir / MANIFEST, "the manifest of the fetched images (a CSV, one row per image)")
+    m = pd.read_csv(manifest, keep_default_na=False, dtype={"usage": str, "source": str})
     label_set = LabelSet.load(in_dir)
     images = [
         np.asarray(pixels[o:o + h * w]).reshape(h, w)
