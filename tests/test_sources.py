@@ -245,6 +245,7 @@ def test_zip_member_escaping_is_kept_inside(tmp_path):
     save_image(tmp_path / "happy" / "escaped.png", (12, 12))
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("../happy/escaped.png", png_bytes())
+        zf.writestr("happy/../../escaped.png", png_bytes())  # inside a class folder, it still leads out of it
         zf.writestr("happy/0.png", png_bytes())
     before = files_and_bytes(tmp_path)
     ds = read_local(archive, "zip")

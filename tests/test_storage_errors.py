@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from fer.core.errors import FerError
-from fer.core.labels import FER2013
+from fer.core.labels import FER2013, LabelSet
 from fer.core.storage import read_json
 from fer.data import rawdata
 from fer.data.datasets import load_images, load_manifest, save_images
@@ -85,3 +85,17 @@ def test_intact_files_still_load(dataset_folder, raw_folder):
     assert images.shape == (2, 8, 8) and list(manifest["label"]) == [0, 1]
     raw = rawdata.load(raw_folder)
     assert raw.images[0].shape == (4, 6) and list(raw.labels) == [3]
+
+
+@pytest.mark.parametrize("content", [b"", b"label\n\xff\xfe\x00\n", b'label,"unclosed\n1,2\n'])
+def test_a_corrupt_manifest_is_named_with_what_it_should_be(dataset_folder, content):
+    (dataset_folder / "manifest.csv").write_bytes(content)
+    with raises_one_line("train/manifest.csv: not a readable CSV .*expected the manifest of a dataset folder"):
+        load_manifest(dataset_folder)
+
+
+@pytest.mark.parametrize("content", ["[]", '{"task": "expression"}'])
+def test_a_label_set_without_task_and_classes_is_named(dataset_folder, content):
+    (dataset_folder / "labels.json").write_text(content)
+    with raises_one_line("train/labels.json: expected a JSON object with 'task' and 'classes'"):
+        LabelSet.load(dataset_folder)

@@ -95,7 +95,10 @@ class LabelSet:
 
     @classmethod
     def load(cls, folder: str | Path) -> "LabelSet":
-        content = read_json(Path(folder) / LABEL_SET_FILE, "the label set of a dataset folder")
+        path = Path(folder) / LABEL_SET_FILE
+        content = read_json(path, "the label set of a dataset folder")
+        if not isinstance(content, dict) or not {"task", "classes"} <= content.keys():
+            raise FerError(f"{path}: expected a JSON object with 'task' and 'classes' (re-run the stage that wrote it)")
         return cls(content["task"], tuple(content["classes"]))
 
 

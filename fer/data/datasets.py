@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer.core.errors import FerError
+from fer.core.errors import FerError, one_line
 from fer.core.labels import LabelSet
 from fer.core.storage import atomic_path, existing_file, load_array
 from fer.data.rawdata import SYNTHETIC_SOURCE
@@ -27,8 +27,12 @@ def save_images(out_dir: str | Path, images: np.ndarray, manifest: pd.DataFrame,
 
 
 def load_manifest(in_dir: str | Path) -> pd.DataFrame:
-    manifest = existing_file(Path(in_dir) / MANIFEST, "the manifest of a dataset folder (a CSV, one row per image)")
-    return pd.read_csv(manifest, keep_default_na=False)
+    expected = "the manifest of a dataset folder (a CSV, one row per image)"
+    manifest = existing_file(Path(in_dir) / MANIFEST, expected)
+    try:
+        return pd.read_csv(manifest, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise FerError(f"{manifest}: not a readable CSV ({one_line(err)}); expected {expected}") from None
 
 
 def load_images(in_dir: str | Path) -> tuple[np.ndarray, pd.DataFrame]:

@@ -23,9 +23,11 @@ def visible_children(folder: Path | zipfile.Path) -> list:
 
 
 def files_under(folder: Path | zipfile.Path) -> list:
-    """Every file below folder, in path order (Path.rglob, which a zip's members lack before Python 3.12)."""
+    """Every visible file below folder, in path order (Path.rglob, which a zip's members lack before Python 3.12).
+    Hidden entries are skipped as in visible_children, and with them a zip member's `..` components, which
+    zipfile.Path shows as a folder named `..` inside the class folder."""
     files = []
-    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+    for entry in visible_children(folder):
         files += files_under(entry) if entry.is_dir() else [entry]
     return files
 
