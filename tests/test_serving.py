@@ -17,8 +17,9 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+import torch
 import yaml
-from conftest import REPO_PARAMS, train_params
+from conftest import REPO_PARAMS, train_params, with_weights
 from PIL import Image
 from skimage import data as skdata
 
@@ -318,6 +319,35 @@ def test_a_missing_file_field_is_one_line(server):
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert isinstance(detail, str) and "file" in detail and "\n" not in detail
+
+
+def _overflowing_on_faces(checkpoint: Path, path: Path) -> Path:
+    """The tiny mlp with finite weights whose logits are finite on any uniform image, such as the one
+    load_checkpoint probes with, and inf on a face.
+
+    Each hidden unit weighs one pixel by +2^100 and another by -2^100: exact products that cancel on a uniform
+    image, while on a face their difference, weighed again by 2^100 in the output layer, overflows.
+    """
+    huge, pixels, units = 2.0**100, 48 * 48, 32
+    first = torch.zeros(units, pixels)
+    for unit, (plus, minus) in enumerate(np.random.default_rng(0).choice(pixels, (units, 2), replace=False)):
+        first[unit, plus], first[unit, minus] = huge, -huge
+    identity_batch_norm = {"2.weight": torch.ones(units), "2.bias": torch.zeros(units),
+                           "2.running_mean": torch.zeros(units), "2.running_var": torch.ones(units)}
+    return with_weights(checkpoint, path, {"1.weight": first, **identity_batch_norm,
+                                           "5.weight": torch.full((len(EMOTIONS), units), huge)})
+
+
+def test_outputs_that_overflow_on_a_face_are_a_500_with_one_line_not_nan(tiny_checkpoint, params_file, photos,
+                                                                         tmp_path):
+    checkpoint = _overflowing_on_faces(tiny_checkpoint, tmp_path / "overflowing.pt")
+    log = tmp_path / "log.sqlite"
+    with _serving(checkpoint, params_file, log, tmp_path / "no-champion.json") as url:  # it passed the probe
+        response = _upload(url, "astronaut.jpg", (photos / "astronaut256.jpg").read_bytes())
+    assert response.status_code == 500, response.text
+    detail = response.json()["detail"]
+    assert "astronaut.jpg" in detail and "NaN or inf probabilities" in detail and "\n" not in detail
+    assert len(PredictionLog(log).frame()) == 0  # nothing was logged for it
 
 
 def _peak_memory_mb(pid: int) -> float:
