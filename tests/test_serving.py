@@ -135,6 +135,23 @@ def test_a_16_bit_photo_is_decoded_by_its_depth_not_clipped_white(tiny_checkpoin
     _probabilities_of_one_face(result["faces"])
 
 
+def _tiff(samples: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(samples).save(buffer, format="TIFF")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind, samples", [("integer", np.full((64, 64), 70000, np.int32)),  # PIL mode "I"
+                                           ("float", np.full((64, 64), 0.5, np.float32))])  # PIL mode "F"
+def test_a_32_bit_photo_is_refused_with_one_line_415(server, kind, samples):
+    url, log = server
+    before = len(PredictionLog(log).frame())
+    response = _upload(url, f"{kind}.tif", _tiff(samples), "image/tiff")
+    assert response.status_code == 415
+    assert response.json()["detail"] == f"{kind}.tif: 32-bit {kind} pixels; expected 8- or 16-bit samples"
+    assert len(PredictionLog(log).frame()) == before
+
+
 def test_a_large_jpeg_is_decoded_shrunk_and_its_boxes_stay_in_photo_pixels(tiny_checkpoint, tmp_path, capsys):
     big = Image.fromarray(skdata.astronaut()).resize((2048, 2048))
     (tmp_path / "big.jpg").write_bytes(_jpeg(np.asarray(big)))
