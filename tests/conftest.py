@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from fer.core.params import ModelParams, TrainParams, load_params
 from fer.data.datasets import save_images
@@ -14,6 +15,13 @@ from fer.train.trainer import train_model
 REPO = Path(__file__).resolve().parents[1]
 # The repository's own params: the one source of every default, which tests override where they need to.
 REPO_PARAMS = load_params(REPO / "params.yaml")
+
+
+def with_weights(checkpoint: Path, path: Path, replaced: dict[str, torch.Tensor]) -> Path:
+    """A copy of checkpoint at path, with the tensors named in replaced (state_dict keys) swapped in."""
+    content = torch.load(checkpoint, weights_only=True)
+    torch.save({**content, "state_dict": {**content["state_dict"], **replaced}}, path)
+    return path
 
 
 def train_params(**overrides) -> TrainParams:

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, REPO_PARAMS
+from conftest import REPO, REPO_PARAMS, with_weights
 from PIL import Image
 from skimage import data as skdata
 
@@ -19,6 +19,7 @@ from fer.data.datasets import load_split
 from fer.evaluate.champion import promote_champion
 from fer.evaluate.evaluation import evaluate_checkpoint
 from fer.evaluate.leaderboard import build_leaderboard
+from fer.runtime.checkpoint import load_checkpoint, read_checkpoint
 
 BAD_KINDS = ("random_bytes", "text", "empty", "truncated", "bare_state_dict", "wrong_shapes", "wrong_classes",
              "malicious_pickle")
@@ -135,6 +136,26 @@ def test_nan_weights_are_refused_even_without_a_recorded_hash(corrupted_champion
     out, err = capsys.readouterr()
     assert out == "" and "NaN or inf" in err
     _assert_one_line_naming(err, champion)
+
+
+HUGE = 2.0**100  # finite in float32 (up to ~2^128), but the product of two is not
+
+
+def test_finite_weights_whose_outputs_overflow_are_refused_at_load(tiny_checkpoint, photo, tmp_path, capsys):
+    # Every hidden unit is ~2^100 after its BatchNorm, and each output weighs them by 2^100: logits of inf.
+    overflowing = with_weights(tiny_checkpoint, tmp_path / "overflowing.pt",
+                               {"2.bias": torch.full((32,), HUGE), "5.weight": torch.full((7, 32), HUGE)})
+    state, _ = read_checkpoint(overflowing)
+    assert all(value.isfinite().all() for value in state.values() if value.is_floating_point())
+    with pytest.raises(FerError, match="outputs are NaN or inf") as refused:
+        load_checkpoint(overflowing)
+    _assert_one_line_naming(one_line(refused.value), overflowing)
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", "--json", "--model", str(overflowing), "--champion-record", str(tmp_path / "none.json"),
+              str(photo)])
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 2 and out == ""
+    _assert_one_line_naming(err, overflowing)
 
 
 def test_predict_json_is_strict_json(tiny_checkpoint, photo, capsys):

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 import yaml
 from PIL import Image
@@ -19,6 +20,7 @@ from skimage import data as skdata
 from fer.core.labels import EMOTIONS
 from fer.data.datasets import load_split, split_label_set
 from fer.runtime.checkpoint import read_checkpoint
+from fer.train.tuning import STUDY_DB
 
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE_FILES = ("fer", "stages", "dvc.yaml", "params.yaml", "pyproject.toml")
@@ -156,16 +158,26 @@ def test_default_pipeline_end_to_end_is_cached_reproducible_and_selective(tmp_pa
     out = _repro(repo)
     assert "Running stage 'train@cnn-42'" in out
     assert "Running stage 'train@mlp-42'" not in out and "Running stage 'fetch'" not in out
+    # tune re-ran for the new setup; DVC kept its journal, which now holds both setups' studies (so a killed
+    # run, too, finds the trials it had finished).
+    assert len(_study_names(repo, "cnn")) == 2
     # ... and naming another model to tune re-runs tune onwards, reusing every cached train stage.
     cnn_study = _files(repo / "outputs" / "tune" / "study" / "cnn")
+    cnn_tuned = {p: (repo / p).read_bytes() for p in ("outputs/tune/model.pt", "metrics/tune.json")}
     params["model"] = "mlp"
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     out = _repro(repo)
     assert "Running stage 'tune'" in out and "Running stage 'compare'" in out
     assert "Running stage 'train@" not in out
-    # Each tuned model keeps its own study, so switching back (dvc exp run -S model=cnn) finds cnn's unchanged.
-    assert cnn_study and _files(repo / "outputs" / "tune" / "study" / "cnn") == cnn_study
     assert _files(repo / "outputs" / "tune" / "study" / "mlp")
+    # Switching back (dvc exp run -S model=cnn) restores cnn's tune outputs from the run cache without
+    # running tune, and leaves cnn's study as it was.
+    params["model"] = "cnn"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    out = _repro(repo)
+    assert "Stage 'tune' is cached - skipping run" in out and "Running stage 'tune'" not in out, out
+    assert {p: (repo / p).read_bytes() for p in cnn_tuned} == cnn_tuned
+    assert cnn_study and _files(repo / "outputs" / "tune" / "study" / "cnn") == cnn_study
 
 
 def test_fer2013_csv_source_keeps_labels_and_original_usage(tmp_path):
@@ -287,6 +299,12 @@ def gcs_emulator():
 
 def _files(folder: Path) -> dict:
     return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _study_names(repo, model: str) -> list[str]:
+    """The studies in the tune stage's journal for one model."""
+    journal = repo / "outputs" / "tune" / "study" / model / STUDY_DB
+    return optuna.get_all_study_names(storage=f"sqlite:///{journal}")
 
 
 def _outputs(repo) -> dict:

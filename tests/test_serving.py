@@ -17,8 +17,9 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+import torch
 import yaml
-from conftest import REPO_PARAMS, train_params
+from conftest import REPO_PARAMS, train_params, with_weights
 from PIL import Image
 from skimage import data as skdata
 
@@ -132,6 +133,23 @@ def test_a_16_bit_photo_is_decoded_by_its_depth_not_clipped_white(tiny_checkpoin
     main(["predict", "--json", "--model", str(tiny_checkpoint), str(tmp_path / "deep.png")])
     [result] = json.loads(capsys.readouterr().out)
     _probabilities_of_one_face(result["faces"])
+
+
+def _tiff(samples: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(samples).save(buffer, format="TIFF")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind, samples", [("integer", np.full((64, 64), 70000, np.int32)),  # PIL mode "I"
+                                           ("float", np.full((64, 64), 0.5, np.float32))])  # PIL mode "F"
+def test_a_32_bit_photo_is_refused_with_one_line_415(server, kind, samples):
+    url, log = server
+    before = len(PredictionLog(log).frame())
+    response = _upload(url, f"{kind}.tif", _tiff(samples), "image/tiff")
+    assert response.status_code == 415
+    assert response.json()["detail"] == f"{kind}.tif: 32-bit {kind} pixels; expected 8- or 16-bit samples"
+    assert len(PredictionLog(log).frame()) == before
 
 
 def test_a_large_jpeg_is_decoded_shrunk_and_its_boxes_stay_in_photo_pixels(tiny_checkpoint, tmp_path, capsys):
@@ -320,9 +338,39 @@ def test_a_missing_file_field_is_one_line(server):
     assert isinstance(detail, str) and "file" in detail and "\n" not in detail
 
 
-def _peak_memory_mb(pid: int) -> float:
+def _overflowing_on_faces(checkpoint: Path, path: Path) -> Path:
+    """The tiny mlp with finite weights whose logits are finite on any uniform image, such as the one
+    load_checkpoint probes with, and inf on a face.
+
+    Each hidden unit weighs one pixel by +2^100 and another by -2^100: exact products that cancel on a uniform
+    image, while on a face their difference, weighed again by 2^100 in the output layer, overflows.
+    """
+    huge, pixels, units = 2.0**100, 48 * 48, 32
+    first = torch.zeros(units, pixels)
+    for unit, (plus, minus) in enumerate(np.random.default_rng(0).choice(pixels, (units, 2), replace=False)):
+        first[unit, plus], first[unit, minus] = huge, -huge
+    identity_batch_norm = {"2.weight": torch.ones(units), "2.bias": torch.zeros(units),
+                           "2.running_mean": torch.zeros(units), "2.running_var": torch.ones(units)}
+    return with_weights(checkpoint, path, {"1.weight": first, **identity_batch_norm,
+                                           "5.weight": torch.full((len(EMOTIONS), units), huge)})
+
+
+def test_outputs_that_overflow_on_a_face_are_a_500_with_one_line_not_nan(tiny_checkpoint, params_file, photos,
+                                                                         tmp_path):
+    checkpoint = _overflowing_on_faces(tiny_checkpoint, tmp_path / "overflowing.pt")
+    log = tmp_path / "log.sqlite"
+    with _serving(checkpoint, params_file, log, tmp_path / "no-champion.json") as url:  # it passed the probe
+        response = _upload(url, "astronaut.jpg", (photos / "astronaut256.jpg").read_bytes())
+    assert response.status_code == 500, response.text
+    detail = response.json()["detail"]
+    assert "astronaut.jpg" in detail and "NaN or inf probabilities" in detail and "\n" not in detail
+    assert len(PredictionLog(log).frame()) == 0  # nothing was logged for it
+
+
+def _memory_mb(pid: int, field: str) -> float:
+    """A memory figure of /proc/<pid>/status: VmHWM (peak resident), VmRSS (resident now)."""
     status = Path(f"/proc/{pid}/status").read_text()
-    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+    return int(status.split(f"{field}:")[1].split()[0]) / 1024
 
 
 def test_concurrent_near_limit_pngs_do_not_pin_memory(server_with_pid):
@@ -330,11 +378,13 @@ def test_concurrent_near_limit_pngs_do_not_pin_memory(server_with_pid):
     # Flat RGBA PNGs of a few kB, each just under the 4-megapixel limit: ~16 MB each once decoded.
     png = _png(Image.new("RGBA", (1990, 1990), (120, 130, 140, 255)))
     _upload(url, "warmup.png", png, "image/png")
-    before = _peak_memory_mb(pid)
+    peak, resident = _memory_mb(pid, "VmHWM"), _memory_mb(pid, "VmRSS")
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(lambda i: _upload(url, f"{i}.png", png, "image/png").status_code, range(8)))
     assert statuses == [422] * 8  # decoded, no face in them
-    assert _peak_memory_mb(pid) - before < 80  # at most max_decodes (2) full decodes at once
+    assert _memory_mb(pid, "VmHWM") - peak < 80  # at most max_decodes (2) full decodes at once
+    # ... and handed back once the burst is over: less than one decoded image is left resident.
+    assert _memory_mb(pid, "VmRSS") - resident < 16
 
 
 def _chromium_driver(tmp_path):

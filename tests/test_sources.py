@@ -303,12 +303,24 @@ def test_kaggle_offline_gives_one_actionable_error(monkeypatch, kagglehub):
 
 def test_sixteen_bit_images_are_scaled_by_their_depth_and_counted(tmp_path):
     (tmp_path / "happy").mkdir()
-    Image.fromarray(np.full((48, 48), 30000, np.uint16)).save(tmp_path / "happy" / "deep.png")  # 16-bit grey
+    for name in ("deep.png", "deep.pgm"):  # 16-bit grey; PIL opens the PGM (maxval 65535) as 32-bit mode "I"
+        Image.fromarray(np.full((48, 48), 30000, np.uint16)).save(tmp_path / "happy" / name)
     save_image(tmp_path / "happy" / "plain.png", (48, 48))
     ds = read_local(tmp_path, "folder")
-    deep = ds.images[ds.source.index(f"{tmp_path}/happy/deep.png")]
-    assert (deep == round(30000 / 257)).all()  # not clipped to white
-    assert ds.sixteen_bit == 1 and ds.skipped == 0
+    for name in ("deep.png", "deep.pgm"):
+        deep = ds.images[ds.source.index(f"{tmp_path}/happy/{name}")]
+        assert (deep == round(30000 / 257)).all(), name  # not clipped to white, nor refused as 32-bit
+    assert ds.sixteen_bit == 2 and ds.skipped == 0
+
+
+def test_32_bit_integer_and_float_images_are_skipped_and_counted(tmp_path):
+    (tmp_path / "happy").mkdir()
+    # 32-bit samples have no one scale to 0..255 (TIFF opens them as PIL modes "I" and "F").
+    Image.fromarray(np.full((48, 48), 70000, np.int32)).save(tmp_path / "happy" / "integer.tif")
+    Image.fromarray(np.full((48, 48), 0.5, np.float32)).save(tmp_path / "happy" / "float.tif")
+    save_image(tmp_path / "happy" / "plain.png", (48, 48))
+    ds = read_local(tmp_path, "folder")
+    assert ds.source == [f"{tmp_path}/happy/plain.png"] and ds.skipped == 2 and ds.sixteen_bit == 0
 
 
 def test_jfif_is_read_and_an_unreadable_avif_is_counted(tmp_path):

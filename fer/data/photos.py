@@ -11,7 +11,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fer.core.errors import FerError, one_line
 
-# 16-bit grey (PNG, TIFF, PGM): convert("L") would clip every value above 255 to white.
+# 16-bit grey (PNG, TIFF; a deep PGM opens as "I": _is_deep_netpbm): convert("L") would clip every value above
+# 255 to white.
 SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
 
 
@@ -59,13 +60,18 @@ def decode_image(source: str | Path | BinaryIO, name: str, max_pixels: int, max_
 
 def _grey(image: Image.Image, name: str) -> tuple[Image.Image, int]:
     """(grey 8-bit image, the source's bits per sample), scaled by the source's real bit depth."""
-    if image.mode in SIXTEEN_BIT_MODES:
+    if image.mode in SIXTEEN_BIT_MODES or _is_deep_netpbm(image):
         wide = np.asarray(image).astype(np.uint32)
         return Image.fromarray(((wide * 255 + 32767) // 65535).astype(np.uint8)), 16
     if image.mode in ("I", "F"):  # 32-bit samples have no one scale to 0..255
         raise BadPhoto(f"{name}: 32-bit {'float' if image.mode == 'F' else 'integer'} pixels; "
                        "expected 8- or 16-bit samples", 415)
     return image.convert("L"), 8
+
+
+def _is_deep_netpbm(image: Image.Image) -> bool:
+    """A PGM with maxval over 255: PIL opens it as 32-bit mode "I", its samples already scaled to 0..65535."""
+    return image.format == "PPM" and image.mode == "I"
 
 
 def decode_photo(data: bytes, name: str, max_bytes: int, max_pixels: int, max_side: int) -> Decoded:

@@ -1,6 +1,7 @@
 """The prediction API: POST /predict, GET /health, GET /model, and the upload page at GET /."""
 
 import asyncio
+import ctypes
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Annotated
@@ -16,6 +17,22 @@ from fer.serve.prediction_log import PredictionLog
 
 # Room for the multipart envelope around the image itself.
 MULTIPART_OVERHEAD = 64 * 1024
+# glibc's mallopt() parameter, and its initial value: a buffer from this size up gets its own mmap.
+M_MMAP_THRESHOLD = -3
+OWN_MMAP_FROM_BYTES = 128 * 1024
+
+
+def give_freed_photos_back_to_the_os() -> bool:
+    """Hold glibc's mmap threshold at its initial 128 KiB, so that every larger buffer (a decoded photo, its
+    crops and detection pyramid) is returned to the OS when freed; False where the C library has no mallopt
+    (not glibc), which changes nothing.
+
+    Left to itself, glibc raises the threshold to the size of each mmapped buffer freed (up to 32 MiB), so after
+    the first large photo the next ones are decoded in the decode threads' malloc arenas, which keep that memory
+    resident after a burst of uploads. Setting the threshold once turns that adjustment off.
+    """
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    return bool(mallopt and mallopt(M_MMAP_THRESHOLD, OWN_MMAP_FROM_BYTES))
 
 
 class BodyLimit:
@@ -54,8 +71,9 @@ class BodyLimit:
 def create_app(predictor: Predictor, card: dict, log: PredictionLog | None = None) -> FastAPI:
     limits = predictor.limits
     # Each decode may hold up to max_megapixels of pixels, and detection works on what it decoded, so only
-    # max_decodes threads ever do that work: fewer at once, and (as malloc keeps freed memory in each
-    # thread's arena) only their arenas grow, rather than one per request thread.
+    # max_decodes threads ever do that work: fewer at once, and only their malloc arenas hold the smaller
+    # buffers, rather than one arena per request thread. The large ones are given back as soon as freed.
+    give_freed_photos_back_to_the_os()
     decoders = ThreadPoolExecutor(predictor.settings.max_decodes, thread_name_prefix="fer-decode")
     app = FastAPI(title="fer", summary="facial-expression recognition with the pipeline's champion model")
     app.add_middleware(BodyLimit, max_bytes=limits["max_bytes"] + MULTIPART_OVERHEAD)

@@ -1,12 +1,13 @@
 """tune_model(): an Optuna study over one model's training knobs, resumable, then a full retrain of the best.
 
-The study lives in an RDB: by default a SQLite file in the caller's study folder (mark it `persist: true` in
-DVC so a killed or extended run resumes), or any SQLAlchemy URL in tune.storage so that several workers on
-several machines share one study (run_trials, which `fer tune-worker` runs alone). Shared, the workers sample
-with TPE's constant liar (a running trial counts as a bad one, so they do not all try the same point), stop
-together at tune.trials trials in all, and send heartbeats: a trial whose worker died is marked failed once its
-heartbeat is older than twice tune.heartbeat_seconds, and the study goes on without it. The outputs are data
-files (metrics JSON, history and importance rows) that DVC renders.
+The study lives in an RDB: by default a SQLite file in the caller's study folder (the tune stage's working
+journal, deliberately not a DVC output, so DVC keeps it and a killed or extended run resumes), or any
+SQLAlchemy URL in tune.storage so that several workers on several machines share one study (run_trials, which
+`fer tune-worker` runs alone). Shared, the workers sample with TPE's constant liar (a running trial counts as a
+bad one, so they do not all try the same point), stop together at tune.trials trials in all, and send
+heartbeats: a trial whose worker died is marked failed once its heartbeat is older than twice
+tune.heartbeat_seconds, and the study goes on without it. The outputs are data files (metrics JSON, history
+and importance rows) that DVC renders.
 """
 
 import hashlib
