@@ -75,13 +75,16 @@ def _stage_times() -> str:
 def _bench_faces(args) -> None:
     import torch
 
-    from fer.tools.bench_faces import bench_faces, markdown
+    from fer.tools.bench_faces import bench_drawn_photos, bench_faces, markdown
 
     torch.set_num_threads(args.threads)
     params = load_params(args.params)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, min_face {params.align.min_face} px, "
-          f"min_face_fraction {params.predict.min_face_fraction}", flush=True)
+          f"min_face_fraction {params.predict.min_face_fraction}; load average before: {_load_average()}", flush=True)
+    if args.photos:
+        print(markdown(bench_drawn_photos(params.align, args.photos, args.photo_repeats)), flush=True)
     print(markdown(bench_faces(params.align.min_face, params.predict.min_face_fraction, args.repeats)))
+    print(f"load average after: {_load_average()} (other processes on the machine show up here)")
 
 
 def _report(args) -> None:
@@ -215,10 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--params", default=PARAMS_FILE)
     bench.add_argument("--out", help="also write the markdown table here")
     bench.set_defaults(run=_bench)
-    faces = commands.add_parser("bench-faces", help="face detectors on real photos: faces found, false hits, ms")
+    faces = commands.add_parser("bench-faces", help="face detectors on real and drawn photos: faces found, false hits, "
+                                                    "landmark error, ms")
     faces.add_argument("--repeats", type=int, default=7, help="timed runs per photo after 2 warm-up runs")
     faces.add_argument("--threads", type=int, default=1, help="torch threads (MTCNN)")
-    faces.add_argument("--params", default=PARAMS_FILE, help="its align.min_face and predict.min_face_fraction")
+    faces.add_argument("--photos", type=int, default=256,
+                       help="drawn photos of assorted sizes to align, with known landmarks (0: none)")
+    faces.add_argument("--photo-repeats", type=int, default=3, help="timed align runs over the drawn photos")
+    faces.add_argument("--params", default=PARAMS_FILE, help="its align section and predict.min_face_fraction")
     faces.set_defaults(run=_bench_faces)
     report = commands.add_parser("report", help="pull-request markdown: params, metric changes per model, leaderboard")
     report.add_argument("--rev", default="main", help="the git revision to compare the workspace with")

@@ -1,4 +1,5 @@
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
 
 import cv2
 import numpy as np
@@ -17,8 +18,18 @@ from fer.data.faces import (
     resize_only,
     save_sample_grid,
 )
+from fer.runtime import face_detector as face_detector_module
 from fer.runtime.face_detector import face_detector
-from fer.tools.bench_faces import astronaut, grace_hopper, group_photo, lfw_subset
+from fer.tools.bench_faces import (
+    _landmark_columns,
+    _reframed,
+    astronaut,
+    drawn_photos,
+    grace_hopper,
+    group_photo,
+    landmark_error,
+    lfw_subset,
+)
 
 
 @pytest.fixture(scope="module", name="astronaut")
@@ -257,6 +268,67 @@ def test_batches_find_what_single_images_find(lfw, mtcnn):
     assert list(result.detected) == [bool(faces) for faces in one_by_one]
     assert [f.box for f in result.faces if f] == [faces[0].box for faces in one_by_one if faces]
     assert np.array_equal(result.registered, result.detected)
+
+
+def test_photos_of_mixed_sizes_share_detector_calls_and_find_what_each_alone_finds(mtcnn, monkeypatch):
+    photos, _ = drawn_photos(32)
+    alone = [mtcnn([photo])[0] for photo in photos]
+    batch_sizes = []
+    detect_face = face_detector_module.detect_face
+    monkeypatch.setattr(face_detector_module, "detect_face",
+                        lambda batch, *args: batch_sizes.append(len(batch)) or detect_face(batch, *args))
+
+    together = mtcnn(photos)
+
+    assert len({photo.shape for photo in photos}) > 0.9 * len(photos)
+    assert sum(batch_sizes) == len(photos) and len(batch_sizes) <= len(photos) / 2
+    assert [len(faces) for faces in together] == [len(faces) for faces in alone]
+    assert sum(map(len, alone)) >= 0.7 * len(photos)
+    for one, other in zip(chain(*alone), chain(*together)):
+        assert np.abs(np.subtract(one.box, other.box)).max() <= 1
+        assert np.abs(np.subtract(one.landmarks, other.landmarks)).max() <= 1
+
+
+def test_mtcnn_landmarks_land_where_the_photos_drew_them(mtcnn):
+    # Drawn photos of assorted sizes (padded to their canvas, small ones upscaled), faces turned up to 15 degrees.
+    photos, truth = drawn_photos(32)
+    errors = [landmark_error(faces[0].landmarks, true) for faces, true in zip(mtcnn(photos), truth) if faces]
+    assert len(errors) >= 0.7 * len(photos)
+    assert np.median(errors) < 0.1
+
+
+def test_landmark_error_is_in_inter_ocular_distances():
+    truth = np.array([[10, 20], [30, 20], [20, 30], [12, 40], [28, 40]])
+    shifted = truth + np.array([3, 4])
+    assert landmark_error(shifted, truth) == pytest.approx(5 / 20)
+    assert landmark_error(shifted[:2], truth) == pytest.approx(5 / 20)  # the eyes alone
+    one_off = truth.astype(float)
+    one_off[2, 0] += 10
+    assert landmark_error(one_off, truth) == pytest.approx(10 / 5 / 20)
+
+
+def test_landmark_columns_count_only_faces_over_the_drawn_nose_and_average_their_errors():
+    drawn = np.array([[10, 20], [30, 20], [20, 30], [12, 40], [28, 40]], dtype=float)
+
+    def face(x, points):
+        return Face(box=(x, 0, 40, 50), landmarks=tuple(map(tuple, points)), score=1.0)
+
+    faces = [face(0, drawn + np.array([3, 4])),  # five points, each 5 px off: 5 / 20 inter-ocular
+             face(0, drawn[:2] + np.array([0, 2])),  # the eyes alone, 2 px off
+             face(25, drawn),  # a box beside the drawn nose tip (20, 30): another face
+             Face(box=(0, 0, 40, 50), landmarks=None, score=1.0),  # found, without landmarks
+             None]
+    assert _landmark_columns(faces, np.stack([drawn] * 5)) == {
+        "drawn face /5": 3, "with landmarks": 2, "eye error": "0.175", "5-point error": "0.250"}
+
+
+def test_a_reframed_photo_keeps_its_face_at_the_moved_landmarks():
+    scene = np.zeros((256, 256), np.uint8)
+    scene[59:62, 199:202] = 255  # a bright spot centred on (200, 60)
+    photo, points = _reframed(scene, np.full((5, 2), (200.0, 60.0)), longer_side=128, aspect=4 / 3)
+    assert photo.shape == (96, 128)
+    y, x = np.unravel_index(np.argmax(photo), photo.shape)
+    assert np.abs(points - (x, y)).max() <= 1
 
 
 def test_sample_grid_marks_the_landmarks_on_the_original(tmp_path, mtcnn):

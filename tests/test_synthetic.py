@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from fer.core.labels import EMOTIONS
-from fer.data.sources.synthetic import FER2013_TRAIN_COUNTS, class_counts, generate
+from fer.data.faces import FIVE_POINT_TEMPLATE
+from fer.data.sources.synthetic import FER2013_TRAIN_COUNTS, class_counts, generate, generate_with_landmarks
 
 HAPPY, SAD, DISGUST = EMOTIONS.index("happy"), EMOTIONS.index("sad"), EMOTIONS.index("disgust")
 
@@ -40,6 +41,13 @@ def test_photo_mode_returns_photo_size_images():
     ds = generate(70, seed=0, photo=True, photo_size=96)
     assert {im.shape for im in ds.images} == {(96, 96)}
     assert all(im.dtype == np.uint8 for im in ds.images)
+
+
+def test_registered_crops_have_their_landmarks_on_the_registration_template_on_average():
+    # FIVE_POINT_TEMPLATE was placed where these crops draw the eyes, nose tip and mouth corners.
+    _, landmarks = generate_with_landmarks(700, seed=3)
+    assert landmarks.shape == (700, 5, 2)
+    assert np.abs((landmarks.mean(axis=0) + 0.5) / 48 - FIVE_POINT_TEMPLATE).max() < 0.01
 
 
 def test_all_classes_present_and_disgust_rarest(faces):

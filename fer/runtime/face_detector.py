@@ -1,7 +1,7 @@
 """The face finders behind one interface: a batch of grey images in, each image's faces out.
 
 "mtcnn" (the default): facenet-pytorch's MTCNN, whose three small networks ship inside its wheel (MIT),
-run here on torch in batches of equal-sized images; it gives a box, a confidence and five landmarks per
+run here on torch in batches of images of any size; it gives a box, a confidence and five landmarks per
 face. "haar": OpenCV's cascades (fer.data.faces.detect_faces), boxes and, when found, the two eyes.
 """
 
@@ -28,6 +28,13 @@ MIN_SCORE = 0.9
 # A face filling a small image whole gives MTCNN no context to see its outline: such images are
 # upscaled (as for Haar) and padded by this share of their side with their own edge pixels.
 SMALL_IMAGE_PAD = 0.25
+# MTCNN takes a batch as one array, so images of different sizes share a call by being padded at the bottom
+# and right (which leaves their coordinates as they are) to a canvas: their size rounded up to a multiple of
+# this. Padding stays small, and a folder of photos of any size takes a few calls per batch, not one per photo.
+# The canvas shifts MTCNN's pyramid sampling a little (on drawn photos, 37 of 128 images had a box move by
+# more than 2 px from an unpadded call's, against 54 after a 1.5% resize, and about as many faces were found);
+# it depends on the image alone, so an image's faces do not depend on what shares its batch.
+CANVAS_STEP = 32
 
 
 class MtcnnDetector:
@@ -38,24 +45,37 @@ class MtcnnDetector:
 
     def __call__(self, images: list[np.ndarray], min_face_fraction: float = 0.0) -> list[list[Face]]:
         """Faces of at least `min_face` pixels and `min_face_fraction` of the shorter side, largest first."""
-        by_shape = defaultdict(list)
-        for i, gray in enumerate(images):
-            by_shape[gray.shape[:2]].append(i)
+        prepared = [_prepared(gray) for gray in images]
         found: list[list[Face]] = [[] for _ in images]
-        for shape, members in by_shape.items():
-            min_face = max(self.min_face, min_face_fraction * min(shape))
-            for i, faces in zip(members, self._detect_same_size([images[i] for i in members], min_face)):
-                found[i] = faces
+        for (canvas, min_size), members in self._calls(images, prepared, min_face_fraction).items():
+            batch = np.stack([_padded_to(prepared[i][0], canvas) for i in members])
+            for i, boxes, points in zip(members, *self._detect(batch, min_size)):
+                found[i] = _faces(boxes, points, *prepared[i][1:])
         return found
 
-    def _detect_same_size(self, images: list[np.ndarray], min_face: float) -> list[list[Face]]:
-        prepared = [_prepared(gray) for gray in images]
-        scale, pad = prepared[0][1], prepared[0][2]
-        batch = np.stack([cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) for image, _, _ in prepared])
+    def _calls(self, images, prepared, min_face_fraction: float) -> dict[tuple, list[int]]:
+        """The images (indices) that share a detector call, under their canvas and the smallest face, in
+        prepared pixels: MTCNN looks for faces of one smallest size per call."""
+        calls = defaultdict(list)
+        for i, (gray, (image, scale, _)) in enumerate(zip(images, prepared)):
+            min_face = max(self.min_face, min_face_fraction * min(gray.shape[:2]))
+            calls[_canvas(image.shape), max(12.0, min_face * scale)].append(i)
+        return calls
+
+    def _detect(self, batch: np.ndarray, min_size: float):
+        """Per image of the grey batch, the boxes with scores (n, 5) and the landmarks (n, 5, 2)."""
         with torch.inference_mode():
-            boxes, points = detect_face(batch, max(12.0, min_face * scale), *self.nets, STAGE_THRESHOLDS,
-                                        PYRAMID_FACTOR, torch.device("cpu"))
-        return [_faces(b, p, scale, pad) for b, p in zip(boxes, points)]
+            return detect_face(np.repeat(batch[..., None], 3, axis=-1), min_size, *self.nets, STAGE_THRESHOLDS,
+                               PYRAMID_FACTOR, torch.device("cpu"))
+
+
+def _canvas(shape: tuple[int, ...]) -> tuple[int, int]:
+    return tuple(-(-side // CANVAS_STEP) * CANVAS_STEP for side in shape[:2])
+
+
+def _padded_to(image: np.ndarray, canvas: tuple[int, int]) -> np.ndarray:
+    bottom, right = canvas[0] - image.shape[0], canvas[1] - image.shape[1]
+    return cv2.copyMakeBorder(image, 0, bottom, 0, right, cv2.BORDER_REPLICATE)
 
 
 def _prepared(gray: np.ndarray) -> tuple[np.ndarray, float, int]:

@@ -61,16 +61,27 @@ MOUTH_OPEN_DELTAS = {"mouth_open": 0.08, "teeth": 0.3}
 def generate(n_images: int, image_size: int = 48, seed: int = 0, photo: bool = False,
              photo_size: int = 160) -> RawDataset:
     """n_images labelled faces, deterministic in seed; photo=True places them in cluttered scenes."""
+    return generate_with_landmarks(n_images, image_size, seed, photo, photo_size)[0]
+
+
+def generate_with_landmarks(n_images: int, image_size: int = 48, seed: int = 0, photo: bool = False,
+                            photo_size: int = 160) -> tuple[RawDataset, np.ndarray]:
+    """generate()'s faces, and where their five landmarks were drawn: (n_images, 5, 2) pixel (x, y), pixel
+    centres at integers, in fer.data.faces.FIVE_POINT_TEMPLATE's order (a detector's ground truth)."""
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.repeat(np.arange(len(EMOTIONS)), class_counts(n_images)))
     size = photo_size if photo else image_size
     images = np.empty((n_images, size, size), np.uint8)
+    landmarks = np.empty((n_images, 5, 2))
     chunk = max(1, PIXELS_PER_CHUNK // size ** 2)
     for start in range(0, n_images, chunk):
         face = _sample_face(_expression_deltas(labels[start:start + chunk]), rng)
-        images[start:start + chunk] = _render_chunk(face, size, photo, rng)
-    return RawDataset(list(images), labels, [""] * n_images, [f"{SYNTHETIC_SOURCE}{i}" for i in range(n_images)],
-                      FER2013)
+        pose = _sample_pose(len(face["skin"]), photo, rng)
+        images[start:start + chunk] = _render_chunk(face, pose, size, photo, rng)
+        landmarks[start:start + chunk] = _landmarks(face, pose, size)
+    dataset = RawDataset(list(images), labels, [""] * n_images,
+                         [f"{SYNTHETIC_SOURCE}{i}" for i in range(n_images)], FER2013)
+    return dataset, landmarks
 
 
 def generate_attributes(n_images: int, image_size: int = 48, seed: int = 0) -> RawDataset:
@@ -82,7 +93,8 @@ def generate_attributes(n_images: int, image_size: int = 48, seed: int = 0) -> R
     for start in range(0, n_images, chunk):
         present = {name: shown[start:start + chunk, k].astype(np.float64) for k, name in enumerate(ATTRIBUTES)}
         face = _sample_face(_attribute_deltas(present), rng) | _sample_accessories(present, rng)
-        images[start:start + chunk] = _render_chunk(face, image_size, photo=False, rng=rng,
+        pose = _sample_pose(len(face["skin"]), False, rng)
+        images[start:start + chunk] = _render_chunk(face, pose, image_size, photo=False, rng=rng,
                                                     extra_parts=(_draw_bangs, _draw_mustache, _draw_glasses))
     return RawDataset(list(images), shown.astype(np.int8), [""] * n_images,
                       [f"{SYNTHETIC_SOURCE}{i}" for i in range(n_images)], LabelSet("attributes", ATTRIBUTES))
@@ -100,10 +112,10 @@ def class_counts(n_images: int) -> np.ndarray:
     return counts
 
 
-def _render_chunk(face: dict, size: int, photo: bool, rng: np.random.Generator, extra_parts=()) -> np.ndarray:
+def _render_chunk(face: dict, pose: dict, size: int, photo: bool, rng: np.random.Generator,
+                  extra_parts=()) -> np.ndarray:
     """Images of the sampled faces, posed, lit and noised; extra_parts draw over the face's own parts."""
     n = len(face["skin"])
-    pose = _sample_pose(n, photo, rng)
     x, y = _image_grid(size)
     u, v = _face_coords(x, y, pose)
     # Soft edges one pixel wide are an analytic box-filter anti-alias: as smooth as drawing at 2x and
@@ -232,6 +244,24 @@ def _face_coords(x, y, pose) -> tuple[np.ndarray, np.ndarray]:
     return (cos * dx + sin * dy) / pose["scale"], (-sin * dx + cos * dy) / pose["scale"]
 
 
+def _image_coords(u, v, pose) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of _face_coords."""
+    cos, sin = np.cos(pose["angle"]), np.sin(pose["angle"])
+    return (pose["shift_x"] + pose["scale"] * (cos * u - sin * v),
+            pose["shift_y"] + pose["scale"] * (sin * u + cos * v))
+
+
+def _landmarks(f, pose, size: int) -> np.ndarray:
+    """(n, 5, 2) pixel (x, y) of the eye centres, nose tip and mouth corners, left-in-image first."""
+    zero = np.zeros_like(f["eye_dx"])
+    # The mouth's middle line bends by mouth_curve * t^2, so the corners (t = +-1) sit mouth_curve above mouth_y.
+    corner_y = f["mouth_y"] - f["mouth_curve"]
+    u = np.concatenate([-f["eye_dx"], f["eye_dx"], zero, -f["mouth_w"], f["mouth_w"]], axis=1)
+    v = np.concatenate([f["eye_y"], f["eye_y"], _nose_tip_y(f), corner_y, corner_y], axis=1)
+    x, y = _image_coords(u, v, pose)
+    return np.stack([x[..., 0], y[..., 0]], axis=-1) * (size / 2) + (size / 2 - 0.5)
+
+
 def _soft(distance, edge):
     """Coverage of a shape from its signed distance (< 0 inside), with a one-edge-wide ramp."""
     coverage = distance / edge  # a fresh array, so the rest can be done in place
@@ -331,8 +361,12 @@ def _draw_brows(img, u, v, f, edge):
     _blend(img, _soft(brow, edge), f["brow_tone"] * f["hair"] + (1 - f["brow_tone"]) * 0.5 * f["skin"])
 
 
+def _nose_tip_y(f):
+    return f["mouth_y"] - 0.25
+
+
 def _draw_nose(img, u, v, f, edge):
-    nose_y = f["mouth_y"] - 0.25
+    nose_y = _nose_tip_y(f)
     sides = _stroke_distance(np.abs(u), v, 0.05, 0.07, f["eye_y"] + 0.08, nose_y, 0, 0.01)
     _blend(img, 0.35 * _soft(sides, edge), 0.7 * f["skin"])
     # Disgust pulls the nostrils up along with the wrinkles.
