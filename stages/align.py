@@ -10,7 +10,6 @@ from fer.core.storage import write_json
 from fer.data import rawdata
 from fer.data.datasets import save_images
 from fer.data.faces import align_all, save_sample_grid
-from fer.runtime.face_detector import FACE_METHODS, face_detector
 
 
 @one_line_errors
@@ -24,8 +23,13 @@ def main():
 
     p = load_params().align
     raw = rawdata.load(args.raw)
-    detects = p.method in FACE_METHODS
-    detector = face_detector(p.method, p.min_face) if detects else None
+    detects = p.detects_faces
+    detector = None
+    if detects:
+        # torch and MTCNN take ~3.5 s to import, which registered crops (align.method: resize) do not need
+        from fer.runtime.face_detector import face_detector
+
+        detector = face_detector(p.method, p.min_face)
     result = align_all(raw.images, detector, p.size, p.margin, p.crop, p.on_miss, p.batch_size, progress=True)
     if not result.kept.any():
         raise FerError(f"align: no face found in any of {len(raw)} images (align.method={p.method}); "

@@ -7,7 +7,7 @@ search space are the exception: there, leaving a key out means "keep the shared 
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -73,6 +73,10 @@ class AlignParams(_Section):
     on_miss: OnMiss
     batch_size: int = Field(ge=1)
     samples: int = Field(ge=1, le=64)
+
+    @property
+    def detects_faces(self) -> bool:
+        return self.method in get_args(FaceDetector)
 
 
 class SplitParams(_Section):
