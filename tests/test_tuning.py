@@ -50,6 +50,8 @@ def test_study_writes_best_params_counts_history_and_a_loadable_checkpoint(tiny_
     assert best["batch_size"] in SPACE.batch_size
     trials = metrics["trials"]
     assert trials["complete"] + trials["pruned"] == 3 and trials["failed"] == 0 and trials["total"] == 3
+    values = metrics["trial_values"]
+    assert values["count"] == trials["complete"] and values["best"] == metrics["best_value"] >= values["worst"]
     assert json.loads((tmp_path / "tune.json").read_text()) == metrics
 
     history = json.loads((tmp_path / "history.json").read_text())
@@ -154,3 +156,19 @@ def test_a_worker_without_a_shared_storage_is_one_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["tune-worker", "--params", str(params)])
     assert capsys.readouterr().err.startswith(f"error: {params}: tune.storage is empty; a worker joins a shared study")
+
+
+def _study_of(values: list[float]) -> optuna.Study:
+    study = optuna.create_study(direction="maximize")
+    for value in values:
+        study.add_trial(optuna.trial.create_trial(value=value))
+    return study
+
+
+@pytest.mark.parametrize(("values", "flat"), [([0.2525] * 4, True), ([0.2525, 0.2525, 0.3875], False), ([0.3], False)])
+def test_trials_that_all_score_the_same_are_reported(values, flat, caplog):
+    summary = tuning.trial_values(_study_of(values))
+    assert summary == {"count": len(values), "best": max(values), "median": float(np.median(values)),
+                       "worst": min(values)}
+    tuning.warn_if_trials_tell_nothing_apart(summary, tune_epochs=1)
+    assert ("too short to tell the settings apart" in caplog.text) is flat

@@ -13,6 +13,7 @@ and importance rows) that DVC renders.
 import hashlib
 import json
 import logging
+import statistics
 import time
 import warnings
 from collections import Counter
@@ -232,6 +233,23 @@ def run_trials(name: str, spec: ModelParams, base: TrainParams, tune: TuneParams
         (study_dir / SCRATCH_CHECKPOINT).unlink(missing_ok=True)
 
 
+def trial_values(study: optuna.Study) -> dict:
+    """The finished trials' best, median and worst validation accuracy: one value throughout means the trials
+    taught the models nothing that tells the settings apart."""
+    values = [trial.value for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    if not values:
+        return {}
+    return {"count": len(values), "best": max(values), "median": statistics.median(values), "worst": min(values)}
+
+
+def warn_if_trials_tell_nothing_apart(values: dict, tune_epochs: int) -> None:
+    # Measured: one-epoch trials of the default cnn all scored the majority class, so the "best" was trial 0.
+    if values and values["count"] > 1 and values["worst"] == values["best"]:
+        log.warning("every finished trial scored %.4f: trials of tune.epochs=%d are too short to tell the settings "
+                    "apart (the best is arbitrary); raise tune.epochs or tune.max_train_images",
+                    values["best"], tune_epochs)
+
+
 def trial_counts(study: optuna.Study) -> dict:
     states = Counter(trial.state for trial in study.get_trials(deepcopy=False))
     return {"complete": states[TrialState.COMPLETE], "pruned": states[TrialState.PRUNED],
@@ -290,6 +308,8 @@ def tune_model(name: str, spec: ModelParams, base: TrainParams, tune: TuneParams
     Returns the metrics written to outputs.metrics.
     """
     study = run_trials(name, spec, base, tune, seed, split_dir, outputs.study_dir)
+    values = trial_values(study)
+    warn_if_trials_tell_nothing_apart(values, tune.epochs)
     final = _retrain_best(name, spec, base, seed, split_dir, study, outputs.checkpoint, record_name,
                           on_final_epoch)
     metrics = {
@@ -299,6 +319,7 @@ def tune_model(name: str, spec: ModelParams, base: TrainParams, tune: TuneParams
         "best_params": study.best_params,
         "final_val_acc": final.best_val_acc,
         "trials": trial_counts(study),
+        "trial_values": values,
     }
     write_json(outputs.metrics, metrics)
     write_json(outputs.history, history_rows(study))
