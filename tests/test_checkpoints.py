@@ -69,17 +69,22 @@ def _assert_one_line_naming(message: str, path) -> None:
     assert "weights_only=False" not in message  # would run the file's code
 
 
+def _predict_refusal(model, champion_record, photo, capsys) -> str:
+    """`fer predict --json` on model: it must exit 2 printing nothing, with one stderr line naming model."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", "--json", "--model", str(model), "--champion-record", str(champion_record), str(photo)])
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 2 and out == ""
+    _assert_one_line_naming(err, model)
+    return err
+
+
 @pytest.mark.parametrize("kind", BAD_KINDS)
 def test_bad_checkpoints_are_one_line_in_predict_and_evaluate(kind, tiny_checkpoint, tiny_split, photo, tmp_path,
                                                               capsys):
     bad = tmp_path / f"{kind}.pt"
     _write_bad_checkpoint(kind, tiny_checkpoint, bad)
-    with pytest.raises(SystemExit) as exit_:
-        main(["predict", "--json", "--model", str(bad), "--champion-record", str(tmp_path / "none.json"),
-              str(photo)])
-    out, err = capsys.readouterr()
-    assert exit_.value.code == 2 and out == ""
-    _assert_one_line_naming(err, bad)
+    _predict_refusal(bad, tmp_path / "none.json", photo, capsys)
 
     images, labels = load_split(tiny_split, "val")
     with pytest.raises(FerError) as refused:
@@ -111,11 +116,7 @@ def corrupted_champion(tiny_checkpoint, tiny_split, tmp_path):
 
 def test_a_corrupted_champion_is_refused_by_predict_against_its_recorded_sha256(corrupted_champion, photo, capsys):
     champion, record = corrupted_champion
-    with pytest.raises(SystemExit) as exit_:
-        main(["predict", "--json", "--model", str(champion), "--champion-record", str(record), str(photo)])
-    out, err = capsys.readouterr()
-    assert exit_.value.code == 2 and out == ""
-    _assert_one_line_naming(err, champion)
+    err = _predict_refusal(champion, record, photo, capsys)
     assert "sha256" in err and "differs" in err
 
 
@@ -130,12 +131,7 @@ def test_a_corrupted_champion_is_not_served(corrupted_champion, tmp_path):
 
 def test_nan_weights_are_refused_even_without_a_recorded_hash(corrupted_champion, tmp_path, photo, capsys):
     champion, _ = corrupted_champion
-    with pytest.raises(SystemExit):
-        main(["predict", "--json", "--model", str(champion), "--champion-record", str(tmp_path / "none.json"),
-              str(photo)])
-    out, err = capsys.readouterr()
-    assert out == "" and "NaN or inf" in err
-    _assert_one_line_naming(err, champion)
+    assert "NaN or inf" in _predict_refusal(champion, tmp_path / "none.json", photo, capsys)
 
 
 HUGE = 2.0**100  # finite in float32 (up to ~2^128), but the product of two is not
@@ -150,12 +146,7 @@ def test_finite_weights_whose_outputs_overflow_are_refused_at_load(tiny_checkpoi
     with pytest.raises(FerError, match="outputs are NaN or inf") as refused:
         load_checkpoint(overflowing)
     _assert_one_line_naming(one_line(refused.value), overflowing)
-    with pytest.raises(SystemExit) as exit_:
-        main(["predict", "--json", "--model", str(overflowing), "--champion-record", str(tmp_path / "none.json"),
-              str(photo)])
-    out, err = capsys.readouterr()
-    assert exit_.value.code == 2 and out == ""
-    _assert_one_line_naming(err, overflowing)
+    _predict_refusal(overflowing, tmp_path / "none.json", photo, capsys)
 
 
 def test_predict_json_is_strict_json(tiny_checkpoint, photo, capsys):
