@@ -99,3 +99,9 @@ def test_a_label_set_without_task_and_classes_is_named(dataset_folder, content):
     (dataset_folder / "labels.json").write_text(content)
     with raises_one_line("train/labels.json: expected a JSON object with 'task' and 'classes'"):
         LabelSet.load(dataset_folder)
+
+
+def test_a_corrupt_raw_manifest_is_named_with_what_it_should_be(raw_folder):
+    (raw_folder / "manifest.csv").write_bytes(b"")
+    with raises_one_line("raw/manifest.csv: not a readable CSV .*expected the manifest of the fetched images"):
+        rawdata.load(raw_folder)

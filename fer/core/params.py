@@ -60,6 +60,7 @@ class SyntheticParams(_Section):
 
 # The align stage's choices, named so that the code using them takes its lists from here (typing.get_args).
 FaceDetector = Literal["mtcnn", "haar"]
+FACE_METHODS = get_args(FaceDetector)
 AlignCrop = Literal["landmarks", "box"]
 OnMiss = Literal["resize", "drop"]
 
@@ -76,7 +77,7 @@ class AlignParams(_Section):
 
     @property
     def detects_faces(self) -> bool:
-        return self.method in get_args(FaceDetector)
+        return self.method in FACE_METHODS
 
 
 class SplitParams(_Section):

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer.core.errors import FerError, one_line
+from fer.core.errors import FerError
 from fer.core.labels import LabelSet
-from fer.core.storage import atomic_path, existing_file, load_array
-from fer.data.rawdata import SYNTHETIC_SOURCE
+from fer.core.storage import atomic_path, load_array
+from fer.data.rawdata import SYNTHETIC_SOURCE, read_manifest
 
 IMAGES = "images.npy"
 MANIFEST = "manifest.csv"
@@ -27,12 +27,7 @@ def save_images(out_dir: str | Path, images: np.ndarray, manifest: pd.DataFrame,
 
 
 def load_manifest(in_dir: str | Path) -> pd.DataFrame:
-    expected = "the manifest of a dataset folder (a CSV, one row per image)"
-    manifest = existing_file(Path(in_dir) / MANIFEST, expected)
-    try:
-        return pd.read_csv(manifest, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise FerError(f"{manifest}: not a readable CSV ({one_line(err)}); expected {expected}") from None
+    return read_manifest(Path(in_dir) / MANIFEST, "the manifest of a dataset folder (a CSV, one row per image)")
 
 
 def load_images(in_dir: str | Path) -> tuple[np.ndarray, pd.DataFrame]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer.core.errors import FerError
+from fer.core.errors import FerError, one_line
 from fer.core.labels import LabelSet
 from fer.core.storage import atomic_path, existing_file, load_array
 
@@ -72,6 +72,15 @@ def save(ds: RawDataset, out_dir: str | Path) -> None:
         ds.label_set.save(tmp)
 
 
+def read_manifest(path: Path, what: str, **read_csv_options) -> pd.DataFrame:
+    """A stage's CSV manifest; a missing or unreadable file is one line naming it and what it should be."""
+    path = existing_file(path, what)
+    try:
+        return pd.read_csv(path, keep_default_na=False, **read_csv_options)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise FerError(f"{path}: not a readable CSV ({one_line(err)}); expected {what}") from None
+
+
 def load(in_dir: str | Path) -> RawDataset:
     in_dir = Path(in_dir)
     if not in_dir.is_dir():
@@ -79,8 +88,8 @@ def load(in_dir: str | Path) -> RawDataset:
                        f"{MANIFEST} and its label set): run dvc repro fetch")
     pixels = load_array(in_dir / PIXELS, "the fetched images (every pixel concatenated: a 1-D uint8 .npy array)",
                         mmap_mode="r")
-    manifest = existing_file(in_dir / MANIFEST, "the manifest of the fetched images (a CSV, one row per image)")
-    m = pd.read_csv(manifest, keep_default_na=False, dtype={"usage": str, "source": str})
+    m = read_manifest(in_dir / MANIFEST, "the manifest of the fetched images (a CSV, one row per image)",
+                      dtype={"usage": str, "source": str})
     label_set = LabelSet.load(in_dir)
     images = [
         np.asarray(pixels[o:o + h * w]).reshape(h, w)

@@ -6,7 +6,6 @@ face. "haar": OpenCV's cascades (fer.data.faces.detect_faces), boxes and, when f
 """
 
 from collections import defaultdict
-from typing import get_args
 
 import cv2
 import numpy as np
@@ -15,10 +14,9 @@ from facenet_pytorch import ONet, PNet, RNet
 from facenet_pytorch.models.utils.detect_face import detect_face
 
 from fer.core.errors import FerError
-from fer.core.params import FaceDetector
+from fer.core.params import FACE_METHODS
 from fer.data.faces import Face, detect_faces, upscaled_for_detection
 
-FACE_METHODS = get_args(FaceDetector)
 # MTCNN's published per-stage thresholds and pyramid step.
 STAGE_THRESHOLDS = (0.6, 0.7, 0.7)
 PYRAMID_FACTOR = 0.709

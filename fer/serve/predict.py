@@ -14,7 +14,7 @@ from fer.data.faces import align_face
 from fer.data.image_stats import image_stats
 from fer.data.photos import BadPhoto
 from fer.runtime.checkpoint import load_checkpoint
-from fer.runtime.face_detector import FACE_METHODS, face_detector
+from fer.runtime.face_detector import face_detector
 from fer.runtime.inference import predict_probabilities
 
 
@@ -69,7 +69,7 @@ class Predictor:
         self.align = align
         self.settings = settings
         # Photos are never registered crops: with align.method=resize they are still searched, with mtcnn.
-        self.detector = face_detector(align.method if align.method in FACE_METHODS else "mtcnn", align.min_face)
+        self.detector = face_detector(align.method if align.detects_faces else "mtcnn", align.min_face)
 
     @property
     def limits(self) -> dict:

@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 
 from fer.core.errors import FerError
-from fer.core.params import AlignParams
+from fer.core.params import FACE_METHODS, AlignParams
 from fer.data.faces import align_all
 from fer.data.sources.synthetic import generate_with_landmarks
-from fer.runtime.face_detector import FACE_METHODS, face_detector
+from fer.runtime.face_detector import face_detector
 
 LFW_MIN_FACE = 12  # lfw_subset's faces fill their 25x25 crops
 # The drawn photos: longer sides and width / height ratios, as photos of any size come out of a folder read

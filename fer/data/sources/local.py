@@ -148,7 +148,7 @@ class FolderReader:
             name = class_name(class_dir.name)
             self.class_folders.add(name)
             for file in files_under(class_dir):
-                if file.suffix.lower() in IMAGE_SUFFIXES and not file.name.startswith(".") and file.is_file():
+                if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file():
                     self.add_image(file, name, usage)
 
     def add_image(self, file: Path, name: str, usage: str) -> None:
