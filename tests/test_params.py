@@ -58,6 +58,8 @@ def test_merge_patch_merges_mappings_replaces_values_and_drops_nulls():
     ({"models": {"cnn": {"arch": "alexnet"}}}, "models.cnn", "unknown arch 'alexnet'"),
     ({"seeds": []}, "seeds", "at least 1 item"),
     ({"seeds": [1, 2, 1]}, "seeds", "distinct"),
+    ({"data": {"classes": ["happy", "Happiness", "sad"]}}, "data", "each class once"),
+    ({"data": {"classes": {"happy": "pos", "sad": "Pos", "angry": "neg"}}}, "data", "spell each new class one way"),
 ])
 def test_bad_params_give_one_line_naming_the_key(patch, key, hint):
     with pytest.raises(FerError) as err:

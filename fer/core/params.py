@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from fer.core.archs import ARCHS
 from fer.core.errors import FerError
-from fer.core.labels import Task
+from fer.core.labels import Task, class_name
 from fer.core.paths import PATHS
 
 PARAMS_FILE = "params.yaml"
@@ -46,8 +46,13 @@ class DataParams(_Section):
         names = list(self.classes or [])
         if self.classes is not None and not names:
             raise ValueError("classes: name at least one class, or null for the data's own")
-        if isinstance(self.classes, list) and len({n.strip().lower() for n in names}) != len(names):
-            raise ValueError(f"classes: each class once, got {names}")
+        # Named as the data's classes are (case and aliases aside: happiness is happy), as select_classes reads them.
+        if len({class_name(n) for n in names}) != len(names):
+            raise ValueError(f"classes: each class once (case and aliases such as happiness for happy aside), "
+                             f"got {names}")
+        targets = list(self.classes.values()) if isinstance(self.classes, dict) else []
+        if len({t.strip().lower() for t in targets}) != len({t.strip() for t in targets}):
+            raise ValueError(f"classes: spell each new class one way, got {sorted(set(targets))}")
         return self
 
 
