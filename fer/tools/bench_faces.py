@@ -18,6 +18,7 @@ from fer.core.params import FACE_METHODS, AlignParams
 from fer.data.faces import align_all
 from fer.data.sources.synthetic import generate_with_landmarks
 from fer.runtime.face_detector import face_detector
+from fer.tools.spread import Spread
 
 LFW_MIN_FACE = 12  # lfw_subset's faces fill their 25x25 crops
 # The drawn photos: longer sides and width / height ratios, as photos of any size come out of a folder read
@@ -82,10 +83,6 @@ def _ms(run, repeats: int, warm_ups: int = 2) -> tuple[list[float], list[float]]
     return wall, cpu
 
 
-def _median_and_range(values) -> str:
-    return f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})"
-
-
 def bench_faces(min_face: int, min_face_fraction: float, repeats: int) -> list[dict]:
     """One row per detector. The 25x25 lfw crops are searched for faces of LFW_MIN_FACE px and more."""
     astronaut_photo, grace, lfw, (group, placed) = astronaut(), grace_hopper(), lfw_subset(), group_photo()
@@ -103,7 +100,7 @@ def bench_faces(min_face: int, min_face_fraction: float, repeats: int) -> list[d
             "astronaut /1": len(detect([astronaut_photo], min_face_fraction)[0]),
             "grace_hopper /1": len(detect([grace], min_face_fraction)[0]),
             f"group /{len(placed)}": len(detect([group], min_face_fraction)[0]),
-            "ms / 640x480 photo": f"{statistics.median(per_photo):.0f} ({min(per_photo):.0f}-{max(per_photo):.0f})",
+            "ms / 640x480 photo": Spread.of(per_photo).format(0),
             "ms / lfw crop, batched": f"{batched:.1f}",
         })
     return rows
@@ -155,7 +152,7 @@ def bench_drawn_photos(align: AlignParams, n_photos: int, repeats: int) -> list[
         result, wall, cpu = _timed_align(photos, face_detector(method, align.min_face), align, repeats)
         rows.append({
             "method": method,
-            "ms / photo": _median_and_range([ms / n_photos for ms in wall]),
+            "ms / photo": Spread.of([ms / n_photos for ms in wall]).format(1),
             "CPU ms / photo": f"{statistics.median(cpu) / n_photos:.1f}",
             "detected": f"{result.detected.mean():.1%}",
             **_landmark_columns(result.faces, truth),
@@ -166,15 +163,15 @@ def bench_drawn_photos(align: AlignParams, n_photos: int, repeats: int) -> list[
 def _timed_align(photos: list[np.ndarray], detect, align: AlignParams, repeats: int):
     """The align stage's result on `photos`, and the wall and CPU ms of each of `repeats` runs after a warm-up
     batch."""
-    results = []
+    last = None
 
     def run(images=photos):
-        results.append(align_all(images, detect, align.size, align.margin, align.crop, align.on_miss,
-                                 align.batch_size))
+        nonlocal last
+        last = align_all(images, detect, align.size, align.margin, align.crop, align.on_miss, align.batch_size)
 
     run(photos[: align.batch_size])
     wall, cpu = _ms(run, repeats, warm_ups=0)
-    return results[-1], wall, cpu
+    return last, wall, cpu
 
 
 def _landmark_columns(faces: list, truth: np.ndarray) -> dict:
