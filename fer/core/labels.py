@@ -33,6 +33,8 @@ _ALIASES = {
 }
 
 LABEL_COLUMN = "label"
+# An attribute is predicted present when its sigmoid probability reaches this (its logit is 0 or more).
+PRESENT_FROM = 0.5
 ATTRIBUTE_PREFIX = "attr:"
 LABEL_SET_FILE = "labels.json"
 

@@ -18,7 +18,7 @@ from sklearn.metrics import (
 )
 
 from fer.core.errors import FerError
-from fer.core.labels import LabelSet
+from fer.core.labels import PRESENT_FROM, LabelSet
 from fer.core.params import EvaluateParams
 from fer.core.storage import file_sha256, write_json
 from fer.runtime.checkpoint import load_checkpoint
@@ -70,12 +70,12 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, classes:
 def attribute_metrics(labels: np.ndarray, probabilities: np.ndarray, classes: list[str],
                       majority: np.ndarray) -> dict:
     """Per attribute and averaged over them: accuracy, precision, recall, F1 and average precision of 0/1 labels
-    (N, K) against sigmoid probabilities (N, K) at 0.5, and the accuracy of predicting `majority` (K,) 0/1.
+    (N, K) against sigmoid probabilities (N, K) at PRESENT_FROM, and the accuracy of predicting `majority` (K,) 0/1.
 
     The confusion matrix has a "<attribute>: yes" and a "<attribute>: no" row per attribute, against the
     predicted yes/no.
     """
-    predictions = (probabilities >= 0.5).astype(np.int8)
+    predictions = (probabilities >= PRESENT_FROM).astype(np.int8)
     per_class, confusion = {}, []
     for k, name in enumerate(classes):
         truth, guess = labels[:, k], predictions[:, k]
@@ -122,7 +122,7 @@ def evaluate_checkpoint(checkpoint_path: str | Path, images: np.ndarray, labels:
     probabilities = predict_probabilities(model, images_tensor.to(device), record.input_spec, params.tta_flip,
                                           label_set.multi_label)
     if label_set.multi_label:
-        predictions = (probabilities >= 0.5).astype(np.int8)
+        predictions = (probabilities >= PRESENT_FROM).astype(np.int8)
         quality = attribute_metrics(labels, probabilities, record.classes, train_labels.mean(0) >= 0.5)
         # Calibration of the N x K yes/no decisions, each a two-way prediction.
         decisions = np.stack([1 - probabilities, probabilities], -1).reshape(-1, 2)

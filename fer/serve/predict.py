@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from fer.core.errors import FerError
+from fer.core.labels import PRESENT_FROM
 from fer.core.params import AlignParams, PredictParams
 from fer.core.storage import file_sha256
 from fer.data.faces import align_face
@@ -29,8 +30,9 @@ class FacePrediction:
 
     @property
     def present(self) -> list[str]:
-        """The attributes the face shows (probability at least 1/2), most probable first."""
-        return sorted((k for k, p in self.probabilities.items() if p >= 0.5), key=lambda k: -self.probabilities[k])
+        """The attributes the face shows (probability at least PRESENT_FROM), most probable first."""
+        shown = (k for k, p in self.probabilities.items() if p >= PRESENT_FROM)
+        return sorted(shown, key=lambda k: -self.probabilities[k])
 
     @property
     def label(self) -> str:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from fer.core.labels import LabelSet
+from fer.core.labels import PRESENT_FROM, LabelSet
 from fer.core.params import TrainParams
 from fer.models.input_spec import InputSpec
 from fer.runtime.device import autocast, clock
@@ -115,9 +115,9 @@ def _eval_loss(label_set: LabelSet):
 
 
 def hits(logits: torch.Tensor, labels: torch.Tensor, label_set: LabelSet) -> torch.Tensor:
-    """Per image, the share of its decisions that are right: its class, or each of its attributes (logit > 0)."""
+    """Per image, the share of its decisions that are right: its class, or each of its attributes."""
     if label_set.multi_label:
-        return ((logits > 0) == labels.bool()).float().mean(1)
+        return ((torch.sigmoid(logits) >= PRESENT_FROM) == labels.bool()).float().mean(1)
     return (logits.argmax(1) == labels).float()
 
 
