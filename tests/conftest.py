@@ -17,6 +17,11 @@ REPO = Path(__file__).resolve().parents[1]
 REPO_PARAMS = load_params(REPO / "params.yaml")
 
 
+def files_and_bytes(root: Path) -> dict[Path, bytes]:
+    """Every file below root (relative path -> bytes), to compare a folder before and after."""
+    return {file.relative_to(root): file.read_bytes() for file in root.rglob("*") if file.is_file()}
+
+
 def with_weights(checkpoint: Path, path: Path, replaced: dict[str, torch.Tensor]) -> Path:
     """A copy of checkpoint at path, with the tensors named in replaced (state_dict keys) swapped in."""
     content = torch.load(checkpoint, weights_only=True)

@@ -14,6 +14,7 @@ import numpy as np
 import optuna
 import pytest
 import yaml
+from conftest import files_and_bytes
 from PIL import Image
 from skimage import data as skdata
 
@@ -162,14 +163,14 @@ def test_default_pipeline_end_to_end_is_cached_reproducible_and_selective(tmp_pa
     # run, too, finds the trials it had finished).
     assert len(_study_names(repo, "cnn")) == 2
     # ... and naming another model to tune re-runs tune onwards, reusing every cached train stage.
-    cnn_study = _files(repo / "outputs" / "tune" / "study" / "cnn")
+    cnn_study = files_and_bytes(repo / "outputs" / "tune" / "study" / "cnn")
     cnn_tuned = {p: (repo / p).read_bytes() for p in ("outputs/tune/model.pt", "metrics/tune.json")}
     params["model"] = "mlp"
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     out = _repro(repo)
     assert "Running stage 'tune'" in out and "Running stage 'compare'" in out
     assert "Running stage 'train@" not in out
-    assert _files(repo / "outputs" / "tune" / "study" / "mlp")
+    assert files_and_bytes(repo / "outputs" / "tune" / "study" / "mlp")
     # Switching back (dvc exp run -S model=cnn) restores cnn's tune outputs from the run cache without
     # running tune, and leaves cnn's study as it was.
     params["model"] = "cnn"
@@ -177,7 +178,7 @@ def test_default_pipeline_end_to_end_is_cached_reproducible_and_selective(tmp_pa
     out = _repro(repo)
     assert "Stage 'tune' is cached - skipping run" in out and "Running stage 'tune'" not in out, out
     assert {p: (repo / p).read_bytes() for p in cnn_tuned} == cnn_tuned
-    assert cnn_study and _files(repo / "outputs" / "tune" / "study" / "cnn") == cnn_study
+    assert cnn_study and files_and_bytes(repo / "outputs" / "tune" / "study" / "cnn") == cnn_study
 
 
 def test_fer2013_csv_source_keeps_labels_and_original_usage(tmp_path):
@@ -227,7 +228,9 @@ def test_a_five_class_folder_dataset_gives_five_output_models_end_to_end(tmp_pat
     _assert_labels_survive(repo)
     fetched = json.loads((repo / "metrics" / "fetch.json").read_text())
     assert fetched["images"] == 100 and list(fetched["classes"]) == HFE_CLASSES
-    for checkpoint in (repo / "outputs" / "models").glob("*.pt"):
+    checkpoints = sorted((repo / "outputs" / "models").glob("*.pt"))
+    assert [path.name for path in checkpoints] == ["cnn-seed42.pt", "mlp-seed42.pt"]
+    for checkpoint in checkpoints:
         state, record = read_checkpoint(checkpoint)
         assert record.classes == HFE_CLASSES and list(state.values())[-1].shape == (5,)  # the head's bias
     evaluation = json.loads((repo / "metrics" / "evaluate" / "cnn-seed42.json").read_text())
@@ -295,10 +298,6 @@ def gcs_emulator():
     finally:
         server.terminate()
         server.wait(timeout=10)
-
-
-def _files(folder: Path) -> dict:
-    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 def _study_names(repo, model: str) -> list[str]:

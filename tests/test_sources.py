@@ -1,11 +1,13 @@
 """Local and Kaggle sources read every supported layout into the same RawDataset, by class name."""
 
 import io
+import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import files_and_bytes
 from PIL import Image
 
 from fer.core.errors import FerError
@@ -233,13 +235,16 @@ def test_zip_with_extra_top_level_folder(tmp_path):
     assert ds.source[0].startswith(f"{archive}/fer2013/")
 
 
-def files_and_bytes(root: Path) -> dict[Path, bytes]:
-    return {file: file.read_bytes() for file in root.rglob("*") if file.is_file()}
+@pytest.fixture
+def temp_inside(tmp_path, monkeypatch):
+    """tempfile's folder moved under tmp_path, so that anything extracted through tempfile shows up there."""
+    (tmp_path / "temp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))
 
 
-def test_zip_member_escaping_is_kept_inside(tmp_path):
+def test_zip_member_escaping_is_kept_inside(tmp_path, temp_inside):
     # A zip is read in place: a member named ../happy/escaped.png is neither an image of the dataset, nor a way
-    # to read the real file it names beside the archive, nor written anywhere.
+    # to read the real file it names beside the archive, nor written anywhere (tempfile's folder included).
     archive = tmp_path / "in" / "evil.zip"
     archive.parent.mkdir()
     save_image(tmp_path / "happy" / "escaped.png", (12, 12))
@@ -331,7 +336,7 @@ def test_jfif_is_read_and_an_unreadable_avif_is_counted(tmp_path):
     assert len(ds) == 1 and ds.skipped == 1
 
 
-def test_a_zip_bomb_is_refused_from_its_directory_and_nothing_is_extracted(tmp_path):
+def test_a_zip_bomb_is_refused_from_its_directory_and_nothing_is_extracted(tmp_path, temp_inside):
     archive = tmp_path / "bomb.zip"
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("happy/0.png", png_bytes())

@@ -7,6 +7,7 @@ its own submodules by name (the model registry: importlib.import_module(f"{__nam
 """
 
 import ast
+import importlib.util
 import re
 from pathlib import Path
 
@@ -39,19 +40,27 @@ def _imports_own_submodules(node: ast.AST) -> bool:
             and getattr(name.values[0].value, "id", None) == "__name__")
 
 
-def imported_fer_modules(file: Path) -> set[str]:
+def _absolute_module(node: ast.ImportFrom, package: str) -> str:
+    """The module a relative `from ... import` names (`from ..serve import api`), resolved in package."""
+    return importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+
+
+def imported_fer_modules(file: Path, package: str | None = None) -> set[str]:
+    """package: the one file belongs to, which relative imports start from (by default, from its path)."""
+    def own_package() -> str:
+        return package or ".".join(file.relative_to(REPO).with_suffix("").parts[:-1])
+
     modules = set()
     for node in ast.walk(ast.parse(file.read_text(), str(file))):
         if isinstance(node, ast.Import):
             modules |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            modules.add(node.module)
-            # `from fer.data import rawdata` imports a submodule
-            modules |= {f"{node.module}.{alias.name}" for alias in node.names
-                        if _module_file(f"{node.module}.{alias.name}")}
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module if not node.level else _absolute_module(node, own_package())
+            modules.add(module)
+            # `from fer.data import rawdata` (or `from . import rawdata`) imports a submodule
+            modules |= {f"{module}.{alias.name}" for alias in node.names if _module_file(f"{module}.{alias.name}")}
         elif _imports_own_submodules(node):
-            package = ".".join(file.relative_to(REPO).with_suffix("").parts[:-1])
-            modules |= {f"{package}.{sub.stem}" for sub in file.parent.glob("*.py") if sub.stem != "__init__"}
+            modules |= {f"{own_package()}.{sub.stem}" for sub in file.parent.glob("*.py") if sub.stem != "__init__"}
     return {m for m in modules if m == "fer" or m.startswith("fer.")}
 
 

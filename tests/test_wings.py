@@ -21,10 +21,10 @@ def wing_of(module: str) -> str | None:
     return parts[1] if len(parts) > 1 else None
 
 
-def upward_imports(file: Path, wing: str) -> list[str]:
+def upward_imports(file: Path, wing: str, package: str | None = None) -> list[str]:
     """The fer modules `file`, a module of `wing`, imports from a wing above its own."""
     rank = WINGS.index(wing)
-    return sorted(module for module in imported_fer_modules(file)
+    return sorted(module for module in imported_fer_modules(file, package)
                   if wing_of(module) is not None and WINGS.index(wing_of(module)) > rank)
 
 
@@ -52,3 +52,9 @@ def test_a_lazy_import_from_a_higher_wing_is_caught(tmp_path):
                       "    from fer.models import build_model\n    return build_model\n")
     assert upward_imports(module, "data") == ["fer.models"]
     assert upward_imports(module, "runtime") == []
+
+
+def test_a_relative_import_from_a_higher_wing_is_caught(tmp_path):
+    module = tmp_path / "reader.py"
+    module.write_text("from ..models import build_model\nfrom . import rawdata\n")
+    assert upward_imports(module, "data", package="fer.data") == ["fer.models"]
