@@ -70,34 +70,46 @@ def generate_with_landmarks(n_images: int, image_size: int = 48, seed: int = 0, 
     centres at integers, in fer.data.faces.FIVE_POINT_TEMPLATE's order (a detector's ground truth)."""
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.repeat(np.arange(len(EMOTIONS)), class_counts(n_images)))
-    size = photo_size if photo else image_size
-    images = np.empty((n_images, size, size), np.uint8)
-    landmarks = np.empty((n_images, 5, 2))
-    chunk = max(1, PIXELS_PER_CHUNK // size ** 2)
-    for start in range(0, n_images, chunk):
-        face = _sample_face(_expression_deltas(labels[start:start + chunk]), rng)
-        pose = _sample_pose(len(face["skin"]), photo, rng)
-        images[start:start + chunk] = _render_chunk(face, pose, size, photo, rng)
-        landmarks[start:start + chunk] = _landmarks(face, pose, size)
-    dataset = RawDataset(list(images), labels, [""] * n_images,
-                         [f"{SYNTHETIC_SOURCE}{i}" for i in range(n_images)], FER2013)
-    return dataset, landmarks
+    images, landmarks = _draw_faces(
+        n_images, photo_size if photo else image_size, photo, rng,
+        face_of=lambda rows: _sample_face(_expression_deltas(labels[rows]), rng),
+    )
+    return _dataset(images, labels, FER2013), landmarks
 
 
 def generate_attributes(n_images: int, image_size: int = 48, seed: int = 0) -> RawDataset:
     """n_images faces labelled with ATTRIBUTES (1 = shown), deterministic in seed; each attribute independent."""
     rng = np.random.default_rng(seed)
     shown = rng.random((n_images, len(ATTRIBUTES))) < np.array(list(ATTRIBUTE_PREVALENCE.values()))
-    images = np.empty((n_images, image_size, image_size), np.uint8)
-    chunk = max(1, PIXELS_PER_CHUNK // image_size ** 2)
+
+    def face_of(rows: slice) -> dict:
+        present = {name: shown[rows, k].astype(np.float64) for k, name in enumerate(ATTRIBUTES)}
+        return _sample_face(_attribute_deltas(present), rng) | _sample_accessories(present, rng)
+
+    images, _ = _draw_faces(n_images, image_size, False, rng, face_of,
+                            extra_parts=(_draw_bangs, _draw_mustache, _draw_glasses))
+    return _dataset(images, shown.astype(np.int8), LabelSet("attributes", ATTRIBUTES))
+
+
+def _draw_faces(n_images: int, size: int, photo: bool, rng: np.random.Generator, face_of,
+                extra_parts=()) -> tuple[np.ndarray, np.ndarray]:
+    """Images (n, size, size) and where their landmarks were drawn (n, 5, 2), a chunk at a time (memory);
+    face_of(rows) samples the faces of the chunk's rows (a slice)."""
+    images = np.empty((n_images, size, size), np.uint8)
+    landmarks = np.empty((n_images, 5, 2))
+    chunk = max(1, PIXELS_PER_CHUNK // size ** 2)
     for start in range(0, n_images, chunk):
-        present = {name: shown[start:start + chunk, k].astype(np.float64) for k, name in enumerate(ATTRIBUTES)}
-        face = _sample_face(_attribute_deltas(present), rng) | _sample_accessories(present, rng)
-        pose = _sample_pose(len(face["skin"]), False, rng)
-        images[start:start + chunk] = _render_chunk(face, pose, image_size, photo=False, rng=rng,
-                                                    extra_parts=(_draw_bangs, _draw_mustache, _draw_glasses))
-    return RawDataset(list(images), shown.astype(np.int8), [""] * n_images,
-                      [f"{SYNTHETIC_SOURCE}{i}" for i in range(n_images)], LabelSet("attributes", ATTRIBUTES))
+        rows = slice(start, start + chunk)
+        face = face_of(rows)
+        pose = _sample_pose(len(face["skin"]), photo, rng)
+        images[rows] = _render_chunk(face, pose, size, photo, rng, extra_parts)
+        landmarks[rows] = _landmarks(face, pose, size)
+    return images, landmarks
+
+
+def _dataset(images: np.ndarray, labels: np.ndarray, label_set: LabelSet) -> RawDataset:
+    n = len(images)
+    return RawDataset(list(images), labels, [""] * n, [f"{SYNTHETIC_SOURCE}{i}" for i in range(n)], label_set)
 
 
 def class_counts(n_images: int) -> np.ndarray:
