@@ -22,8 +22,7 @@ def main():
     params = load_params()
     p = params.split
     images, manifest, label_set, labels = load_labelled(args.aligned)
-    # Attributes are several labels per face: those splits are random rather than stratified.
-    strata = None if label_set.multi_label else labels
+    strata = label_set.head.strata(labels)
     owner = duplicate_groups(images)
     if p.strategy == "original":
         assignment = original_assignment(manifest["usage"].to_numpy(), strata, owner, p.val, params.seed)

@@ -12,7 +12,7 @@ from fer.core.params import ModelParams
 from fer.data.classes import check_task, select_classes
 from fer.data.datasets import load_split, save_images, split_label_set
 from fer.data.sources.synthetic import generate_attributes
-from fer.evaluate.evaluation import attribute_metrics, confusion_cells, evaluate_checkpoint
+from fer.evaluate.evaluation import confusion_cells, evaluate_checkpoint
 from fer.evaluate.leaderboard import build_leaderboard, markdown_table
 from fer.serve.predict import FacePrediction
 from fer.train.trainer import train_model
@@ -75,7 +75,8 @@ def test_evaluation_reports_per_attribute_metrics_and_the_majority_baseline(attr
 def test_attribute_metrics_match_sklearn_on_known_values():
     labels = np.array([[1, 0], [1, 1], [0, 0], [0, 0]], np.int8)
     probabilities = np.array([[0.9, 0.2], [0.4, 0.8], [0.6, 0.1], [0.1, 0.7]])
-    result = attribute_metrics(labels, probabilities, ["a", "b"], majority=np.array([True, False]))
+    # a train split whose majorities are "a" shown and "b" not
+    result = LabelSet("attributes", ("a", "b")).head.test_metrics(labels, probabilities, np.array([[1, 0]], np.int8))
     a, b = result["per_class"]["a"], result["per_class"]["b"]
     assert (a["accuracy"], b["accuracy"]) == (0.5, 0.75)
     assert result["accuracy"] == 0.625
@@ -84,12 +85,13 @@ def test_attribute_metrics_match_sklearn_on_known_values():
     assert (a["majority_accuracy"], b["majority_accuracy"]) == (0.5, 0.75) and result["majority_accuracy"] == 0.625
     # rows "a: yes", "a: no", "b: yes", "b: no" against predicted yes, no
     assert result["confusion"] == [[1, 1], [1, 1], [1, 0], [1, 2]]
-    cells = confusion_cells(result["confusion"], "attributes", ["a", "b"])
+    cells = confusion_cells(result["confusion"], LabelSet("attributes", ("a", "b")))
     assert {(c["actual"], c["predicted"]): c["count"] for c in cells}[("b: no", "yes")] == 1
 
 
 def test_an_attribute_no_test_face_shows_has_no_average_precision():
-    result = attribute_metrics(np.zeros((3, 1), np.int8), np.array([[0.1], [0.2], [0.7]]), ["a"], np.array([False]))
+    head = LabelSet("attributes", ("a",)).head
+    result = head.test_metrics(np.zeros((3, 1), np.int8), np.array([[0.1], [0.2], [0.7]]), np.zeros((1, 1), np.int8))
     assert result["per_class"]["a"]["average_precision"] is None and result["mean_average_precision"] is None
 
 
@@ -106,9 +108,10 @@ def test_the_attributes_leaderboard_states_the_majority_baseline():
 
 
 def test_a_face_shows_every_attribute_at_least_even_odds():
-    face = FacePrediction(box=(0, 0, 10, 10), detector_score=1.0, multi_label=True,
+    head = LabelSet("attributes", ("Smiling", "Bangs", "Eyeglasses")).head
+    face = FacePrediction(box=(0, 0, 10, 10), detector_score=1.0, head=head,
                           probabilities={"Smiling": 0.9, "Bangs": 0.2, "Eyeglasses": 0.6})
-    assert face.present == ["Smiling", "Eyeglasses"] and face.label == "Smiling, Eyeglasses"
+    assert head.present(face.probabilities) == ["Smiling", "Eyeglasses"] and face.label == "Smiling, Eyeglasses"
     assert face.as_dict()["attributes"] == ["Smiling", "Eyeglasses"] and "emotion" not in face.as_dict()
     assert face.log_row()["confidence"] == pytest.approx((0.9 + 0.8 + 0.6) / 3)
 

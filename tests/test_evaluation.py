@@ -95,9 +95,9 @@ def test_ece_weighs_each_bin_by_its_size():
 def test_flip_tta_averages_each_image_with_its_mirror(tiny_checkpoint, test_split):
     model, record = load_checkpoint(tiny_checkpoint)
     images = torch.from_numpy(test_split[0])
-    with_tta = predict_probabilities(model, images, record.input_spec, tta_flip=True)
-    plain = predict_probabilities(model, images, record.input_spec)
-    mirrored = predict_probabilities(model, images.flip(-1), record.input_spec)
+    with_tta = predict_probabilities(model, images, record.input_spec, record.label_set.head, tta_flip=True)
+    plain = predict_probabilities(model, images, record.input_spec, record.label_set.head)
+    mirrored = predict_probabilities(model, images.flip(-1), record.input_spec, record.label_set.head)
     assert np.allclose(with_tta, (plain + mirrored) / 2, atol=1e-6)
     assert np.allclose(with_tta.sum(1), 1, atol=1e-5)
 

@@ -456,7 +456,7 @@ def test_drift_flags_a_statistic_that_moved_and_not_one_that_did_not(tiny_checkp
     same = PredictionLog(tmp_path / "same.sqlite")
     faces, _ = load_split(tiny_split, "val")
     stats = image_stats(faces)
-    same.record("mlp", [FacePrediction((0, 0, 48, 48), 1.0, {"happy": 1.0},
+    same.record("mlp", [FacePrediction((0, 0, 48, 48), 1.0, {"happy": 1.0}, FER2013.head,
                                        {k: float(v[i]) for k, v in stats.items()}).log_row()
                         for i in range(len(faces))])
     assert drift_report(tmp_path / "same.sqlite", tiny_split, tmp_path / "same")["drifted"] == []
@@ -483,7 +483,7 @@ def test_drift_on_a_log_that_is_not_one_is_one_line_and_leaves_it_alone(tmp_path
 
 def test_drift_without_a_split_is_one_line(tmp_path, tiny_split, capsys):
     log = PredictionLog(tmp_path / "log.sqlite")
-    log.record("mlp", [FacePrediction((0, 0, 48, 48), 1.0, {"happy": 1.0},
+    log.record("mlp", [FacePrediction((0, 0, 48, 48), 1.0, {"happy": 1.0}, FER2013.head,
                                       {"brightness": 0.5, "contrast": 0.2, "sharpness": 3.0}).log_row()])
     with pytest.raises(SystemExit):
         main(["drift", "--log", str(tmp_path / "log.sqlite"), "--split", str(tmp_path / "none")])

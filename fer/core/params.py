@@ -13,9 +13,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fer.core.archs import ARCHS
+from fer.core.emotions import class_name
 from fer.core.errors import FerError
-from fer.core.labels import Task, class_name
 from fer.core.paths import PATHS
+from fer.core.tasks import Task
 
 PARAMS_FILE = "params.yaml"
 

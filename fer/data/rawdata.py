@@ -42,10 +42,7 @@ class RawDataset:
         n = len(self.images)
         if not (len(self.labels) == len(self.usage) == len(self.source) == n):
             raise ValueError("RawDataset: images, labels, usage and source must have the same length")
-        if not self.label_set.multi_label:
-            self.labels = np.asarray(self.labels, np.int64).reshape(n)
-        else:
-            self.labels = np.asarray(self.labels, np.int8).reshape(n, len(self.label_set.classes))
+        self.labels = self.label_set.head.label_array(self.labels)
 
     def __len__(self):
         return len(self.images)

@@ -1,33 +1,24 @@
 """Evaluate one checkpoint on the test split: quality, calibration, size and single-image CPU speed.
 
-Both tasks report `accuracy` and `macro_f1`, which the leaderboard ranks: for attributes they are the means
-over the attributes of each attribute's accuracy and F1, beside the mean average precision and the majority
-baseline (every attribute predicted as its more common value in the train split).
+Every task reports `accuracy` and `macro_f1`, which the leaderboard ranks; its head (fer.core.tasks) says how
+they and the task's other test metrics are measured.
 """
 
 from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    confusion_matrix,
-    f1_score,
-    precision_recall_fscore_support,
-)
 
 from fer.core.errors import FerError
-from fer.core.labels import PRESENT_FROM, LabelSet
+from fer.core.labels import LabelSet
 from fer.core.params import EvaluateParams
 from fer.core.storage import file_sha256, write_json
+from fer.core.tasks.head import round_metric
 from fer.runtime.checkpoint import load_checkpoint
 from fer.runtime.inference import cpu_latency_ms, predict_probabilities
 
 # Big per-cell lists that the confusion plot already shows; kept out of the metrics file DVC tabulates.
 CONFUSION_KEYS = ("confusion", "confusion_normalized")
-DECIMALS = 4
-ANSWERS = ("yes", "no")  # an attribute's confusion rows and columns, in attribute_metrics' order [1, 0]
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, n_bins: int) -> float:
@@ -41,65 +32,6 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, n_
     return float(np.abs(gap_per_bin).sum() / len(labels))
 
 
-def classification_metrics(labels: np.ndarray, predictions: np.ndarray, classes: list[str]) -> dict:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and confusion matrices (raw, row-normalised).
-
-    Every class is listed in per-class metrics and confusion matrices, even when the test split lacks it.
-    """
-    indices = list(range(len(classes)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predictions, labels=indices, zero_division=0)
-    per_class = {
-        name: {"precision": _round(precision[i]), "recall": _round(recall[i]), "f1": _round(f1[i]),
-               "support": int(support[i])}
-        for i, name in enumerate(classes)
-    }
-    # Macro-F1 over the classes that occur (sklearn's default), so a class absent from a small test split
-    # does not count as a zero.
-    return {
-        "accuracy": _round(accuracy_score(labels, predictions)),
-        "macro_f1": _round(f1_score(labels, predictions, average="macro", zero_division=0)),
-        "per_class": per_class,
-        "confusion": confusion_matrix(labels, predictions, labels=indices).tolist(),
-        # Rows of absent classes are 0 rather than NaN (sklearn's normalize="true" does that).
-        "confusion_normalized": np.round(
-            confusion_matrix(labels, predictions, labels=indices, normalize="true"), DECIMALS).tolist(),
-    }
-
-
-def attribute_metrics(labels: np.ndarray, probabilities: np.ndarray, classes: list[str],
-                      majority: np.ndarray) -> dict:
-    """Per attribute and averaged over them: accuracy, precision, recall, F1 and average precision of 0/1 labels
-    (N, K) against sigmoid probabilities (N, K) at PRESENT_FROM, and the accuracy of predicting `majority` (K,) 0/1.
-
-    The confusion matrix has a "<attribute>: yes" and a "<attribute>: no" row per attribute, against the
-    predicted yes/no.
-    """
-    predictions = (probabilities >= PRESENT_FROM).astype(np.int8)
-    per_class, confusion = {}, []
-    for k, name in enumerate(classes):
-        truth, guess = labels[:, k], predictions[:, k]
-        precision, recall, f1, _ = precision_recall_fscore_support(truth, guess, average="binary", zero_division=0)
-        # Average precision needs a face showing the attribute; without one it is undefined, not 0.
-        ap = average_precision_score(truth, probabilities[:, k]) if truth.any() else None
-        per_class[name] = {"accuracy": _round(accuracy_score(truth, guess)), "precision": _round(precision),
-                           "recall": _round(recall), "f1": _round(f1), "average_precision": _optional(ap),
-                           "majority_accuracy": _round(np.mean(truth == majority[k])), "support": int(truth.sum())}
-        confusion += confusion_matrix(truth, guess, labels=[1, 0]).tolist()
-    confusion = np.array(confusion)
-    defined_ap = [row["average_precision"] for row in per_class.values() if row["average_precision"] is not None]
-    return {
-        "accuracy": _round(np.mean([row["accuracy"] for row in per_class.values()])),
-        "macro_f1": _round(np.mean([row["f1"] for row in per_class.values()])),
-        "mean_average_precision": _optional(np.mean(defined_ap) if defined_ap else None),
-        "majority_accuracy": _round(np.mean([row["majority_accuracy"] for row in per_class.values()])),
-        "per_class": per_class,
-        "confusion": confusion.tolist(),
-        "confusion_normalized": np.round(confusion / np.maximum(confusion.sum(1, keepdims=True), 1),
-                                         DECIMALS).tolist(),
-    }
-
-
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -109,8 +41,8 @@ def evaluate_checkpoint(checkpoint_path: str | Path, images: np.ndarray, labels:
                         train_labels: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
     """(JSON-ready result, predictions) of a checkpoint on uint8 images (N, H, W) and their labels.
 
-    Predictions are class indices (N,), or 0/1 attributes (N, K). train_labels: the attributes task's majority
-    baseline comes from them (required there).
+    Predictions are the label set's decisions: class indices (N,), or 0/1 attributes (N, K). train_labels: a
+    task's baselines come from them (the attributes task's majority baseline: required there).
     """
     model, record = load_checkpoint(checkpoint_path, device)
     if record.label_set != label_set:
@@ -119,18 +51,11 @@ def evaluate_checkpoint(checkpoint_path: str | Path, images: np.ndarray, labels:
                        f"{label_set.task} labels are {', '.join(label_set.classes)}; expected a checkpoint trained "
                        "on this split (dvc repro)")
     images_tensor = torch.from_numpy(np.ascontiguousarray(images))
-    probabilities = predict_probabilities(model, images_tensor.to(device), record.input_spec, params.tta_flip,
-                                          label_set.multi_label)
-    if label_set.multi_label:
-        predictions = (probabilities >= PRESENT_FROM).astype(np.int8)
-        quality = attribute_metrics(labels, probabilities, record.classes, train_labels.mean(0) >= 0.5)
-        # Calibration of the N x K yes/no decisions, each a two-way prediction.
-        decisions = np.stack([1 - probabilities, probabilities], -1).reshape(-1, 2)
-        ece = expected_calibration_error(decisions, labels.reshape(-1), params.calibration_bins)
-    else:
-        predictions = probabilities.argmax(1)
-        quality = classification_metrics(labels, predictions, record.classes)
-        ece = expected_calibration_error(probabilities, labels, params.calibration_bins)
+    head = label_set.head
+    probabilities = predict_probabilities(model, images_tensor.to(device), record.input_spec, head, params.tta_flip)
+    predictions = head.decide(probabilities)
+    quality = head.test_metrics(labels, probabilities, train_labels)
+    ece = expected_calibration_error(*head.calibration(probabilities, labels), params.calibration_bins)
     result = {
         "model": record.name,
         "arch": record.arch,
@@ -140,25 +65,22 @@ def evaluate_checkpoint(checkpoint_path: str | Path, images: np.ndarray, labels:
         "checkpoint_sha256": file_sha256(checkpoint_path),
         "classes": record.classes,
         **quality,
-        "ece": _round(ece),
+        "ece": round_metric(ece),
         "params": count_parameters(model),
         "size_bytes": Path(checkpoint_path).stat().st_size,
-        "latency_ms": _round(cpu_latency_ms(model, images_tensor, record.input_spec, params.latency_images)),
+        "latency_ms": round_metric(cpu_latency_ms(model, images_tensor, record.input_spec, params.latency_images)),
     }
     return result, predictions
 
 
-def confusion_cells(confusion: list[list[int]], task: str, classes: list[str]) -> list[dict]:
-    """One {actual, predicted, count} row per cell of the matrix, zeros included, by class name (attributes:
-    "<attribute>: yes|no" against yes|no).
+def confusion_cells(confusion: list[list[int]], label_set: LabelSet) -> list[dict]:
+    """One {actual, predicted, count} row per cell of the matrix, zeros included, named by the label set's head
+    (attributes: "<attribute>: yes|no" against yes|no).
 
     The plot templates (.dvc/plots/confusion_*.json) sum the counts, so every class is on both axes even
     when a model never predicts it (per-image records would drop that column).
     """
-    if task == "attributes":
-        rows, columns = [f"{name}: {answer}" for name in classes for answer in ANSWERS], list(ANSWERS)
-    else:
-        rows = columns = classes
+    rows, columns = label_set.head.confusion_axes()
     return [{"actual": rows[actual], "predicted": columns[predicted], "count": count}
             for actual, row in enumerate(confusion) for predicted, count in enumerate(row)]
 
@@ -170,14 +92,7 @@ def write_evaluation(result: dict, metrics_path: str | Path, *confusion_paths: s
     their own copy of the cells.
     """
     write_json(metrics_path, {key: value for key, value in result.items() if key not in CONFUSION_KEYS})
-    cells = confusion_cells(result["confusion"], result["task"], result["classes"])
+    cells = confusion_cells(result["confusion"], LabelSet(result["task"], tuple(result["classes"])))
     for path in confusion_paths:
         write_json(path, cells)
 
-
-def _round(value) -> float:
-    return round(float(value), DECIMALS)
-
-
-def _optional(value) -> float | None:
-    return None if value is None else _round(value)

@@ -12,6 +12,7 @@ from pathlib import Path
 from fer.core.errors import FerError
 from fer.core.params import CompareParams
 from fer.core.storage import atomic_path, read_json, write_json
+from fer.core.tasks import HEADS
 
 LEADERBOARD_COLUMNS = ("accuracy", "macro_f1", "ece", "latency_ms", "params")
 SPREAD_COLUMNS = ("accuracy", "macro_f1")   # their std over seeds is reported when a model has several
@@ -77,8 +78,8 @@ def build_leaderboard(evaluations: list[dict], params: CompareParams) -> dict:
         "task": task,
         "champion": ranked[0],
         "rank_by": params.rank_by,
-        # The same for every model: it depends on the split only.
-        **({"majority_accuracy": evaluations[0]["majority_accuracy"]} if task == "attributes" else {}),
+        # The same for every model: they depend on the split only.
+        **{key: evaluations[0][key] for key in HEADS[task].baselines},
         "models": {name: {"rank": rank, **{key: summaries[name][key] for key in (*LEADERBOARD_COLUMNS, *extra)}}
                    for rank, name in enumerate(ranked, start=1)},
     }
@@ -101,13 +102,11 @@ def markdown_table(leaderboard: dict) -> str:
     accuracy and macro-F1 cells read `mean ± std` and a column counts the seeds."""
     several = any("seeds" in row for row in leaderboard["models"].values())
     spread = " (mean ± std over seeds)" if several else ""
-    attributes = leaderboard.get("task") == "attributes"
-    accuracy, f1 = ("Mean accuracy", "Mean F1") if attributes else ("Accuracy", "Macro-F1")
+    head = HEADS[leaderboard["task"]]
+    accuracy, f1 = head.score_titles
+    note = head.leaderboard_note(leaderboard)
     lines = [
-        f"Ranked by {leaderboard['rank_by']}{' (mean over seeds)' if several else ''}."
-        + (f" Attributes: accuracy and F1 are means over the attributes; the majority baseline (each attribute "
-           f"its more common value in the train split) has mean accuracy {leaderboard['majority_accuracy']:.4f}."
-           if attributes else ""),
+        f"Ranked by {leaderboard['rank_by']}{' (mean over seeds)' if several else ''}." + (f" {note}" if note else ""),
         "",
         f"| Rank | Model | {accuracy}{spread} | {f1}{spread} | ECE | Latency (ms) | Params (M) |"
         + (" Seeds |" if several else ""),

@@ -10,11 +10,12 @@ import pickle
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from fer.core.errors import FerError, one_line
-from fer.core.labels import LabelSet, Task
+from fer.core.labels import LabelSet
 from fer.core.storage import atomic_path, file_sha256
+from fer.core.tasks import HEADS
 from fer.models import build_model
 from fer.models.input_spec import InputSpec
 from fer.runtime.inference import predict_logits
@@ -29,7 +30,7 @@ class ModelRecord(BaseModel):
 
     name: str                       # its identity: the leaderboard row, the served model's name
     arch: str
-    task: Task = "expression"       # expression: softmax over classes | attributes: a sigmoid per class
+    task: str                       # a task of fer.core.tasks.HEADS: what the outputs mean
     classes: list[str]              # output i is classes[i]
     image_size: int
     mean: float
@@ -43,6 +44,14 @@ class ModelRecord(BaseModel):
     trained_on: dict | None = None  # fer.data.datasets.training_data of its split; None in older checkpoints
     best_epoch: int
     val_acc: float
+
+    @field_validator("task")
+    @classmethod
+    def _registered(cls, task: str) -> str:
+        # checked against the registry when read, so a task registered there is a task a checkpoint may have
+        if task not in HEADS:
+            raise ValueError(f"expected one of {', '.join(HEADS)}")
+        return task
 
     @property
     def label_set(self) -> LabelSet:

@@ -6,6 +6,7 @@ import time
 import numpy as np
 import torch
 
+from fer.core.tasks.head import TaskHead
 from fer.models.input_spec import InputSpec
 from fer.runtime.device import autocast
 from fer.runtime.inputs import batch_indices, model_input
@@ -26,11 +27,11 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, spec: InputSpec
     return torch.cat(outputs)
 
 
-def predict_probabilities(model: torch.nn.Module, images: torch.Tensor, spec: InputSpec, tta_flip: bool = False,
-                          multi_label: bool = False) -> np.ndarray:
-    """Probabilities (N, C) of uint8 images: softmax over the classes, or with multi_label one sigmoid per
-    class (attributes); with tta_flip, averaged with those of the mirrors."""
-    activation = torch.sigmoid if multi_label else (lambda logits: logits.softmax(1))
+def predict_probabilities(model: torch.nn.Module, images: torch.Tensor, spec: InputSpec, head: TaskHead,
+                          tta_flip: bool = False) -> np.ndarray:
+    """Probabilities (N, C) of uint8 images by the task head's activation (a softmax over the classes, a sigmoid
+    per attribute); with tta_flip, averaged with those of the mirrors."""
+    activation = head.activation
     probabilities = activation(predict_logits(model, images, spec))
     if tta_flip:
         probabilities = (probabilities + activation(predict_logits(model, images.flip(-1), spec))) / 2

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from fer.core.errors import FerError
-from fer.core.labels import PRESENT_FROM
 from fer.core.params import AlignParams, PredictParams
 from fer.core.storage import file_sha256
+from fer.core.tasks.head import TaskHead
 from fer.data.faces import align_face
 from fer.data.image_stats import image_stats
 from fer.data.photos import BadPhoto
@@ -24,29 +24,19 @@ class FacePrediction:
     box: tuple[int, int, int, int]  # x, y, w, h in the photo
     detector_score: float
     probabilities: dict[str, float]  # every class, summing to 1; attributes: each its own probability
+    head: TaskHead  # the model's task head, which describes the prediction
     image_stats: dict[str, float] = field(default_factory=dict)  # fer.data.image_stats.IMAGE_STATS of the crop
     landmarks: tuple[tuple[float, float], ...] | None = None  # fer.data.faces.Face.landmarks, in the photo
-    multi_label: bool = False  # the attributes task: several classes may hold at once
-
-    @property
-    def present(self) -> list[str]:
-        """The attributes the face shows (probability at least PRESENT_FROM), most probable first."""
-        shown = (k for k, p in self.probabilities.items() if p >= PRESENT_FROM)
-        return sorted(shown, key=lambda k: -self.probabilities[k])
 
     @property
     def label(self) -> str:
         """The headline: the most probable emotion, or the attributes shown ("none" if none is)."""
-        if self.multi_label:
-            return ", ".join(self.present) or "none"
-        return max(self.probabilities, key=self.probabilities.get)
+        return self.head.headline(self.probabilities)
 
     @property
     def confidence(self) -> float:
         """The probability of the headline; for attributes, the mean certainty of the yes/no decisions."""
-        if self.multi_label:
-            return float(np.mean([max(p, 1 - p) for p in self.probabilities.values()]))
-        return self.probabilities[self.label]
+        return self.head.confidence(self.probabilities)
 
     def log_row(self) -> dict:
         """What the prediction log records: the outcome, the crop's image statistics and the detection's."""
@@ -54,8 +44,7 @@ class FacePrediction:
                 "face_size": float(max(self.box[2:])), "detector_score": self.detector_score}
 
     def as_dict(self) -> dict:
-        outcome = {"attributes": self.present} if self.multi_label else {"emotion": self.label}
-        return {"box": list(self.box), "label": self.label, **outcome,
+        return {"box": list(self.box), "label": self.label, **self.head.outcome(self.probabilities),
                 "detector_score": round(self.detector_score, 4),
                 "landmarks": [[round(x, 1), round(y, 1)] for x, y in self.landmarks or ()],
                 "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()}}
@@ -95,9 +84,8 @@ class Predictor:
             raise BadPhoto(f"{name}: no face found (faces of at least {smallest} px are looked for)", 422)
         crops = np.stack([align_face(grey, face, self.align.size, self.align.margin, self.align.crop)
                           for face in faces])
-        multi_label = self.record.label_set.multi_label
-        probabilities = predict_probabilities(self.model, torch.from_numpy(crops), self.record.input_spec,
-                                              multi_label=multi_label)
+        head = self.record.label_set.head
+        probabilities = predict_probabilities(self.model, torch.from_numpy(crops), self.record.input_spec, head)
         if not np.isfinite(probabilities).all():  # never an emotion with null probabilities
             raise FerError(f"{self.checkpoint}: the model gave NaN or inf probabilities for {name}; refusing them")
         stats = image_stats(crops)
@@ -108,7 +96,7 @@ class Predictor:
                 landmarks=None if face.landmarks is None else tuple((x * scale, y * scale) for x, y in face.landmarks),
                 probabilities=dict(zip(self.record.classes, map(float, row))),
                 image_stats={k: float(v[i]) for k, v in stats.items()},
-                multi_label=multi_label,
+                head=head,
             )
             for i, (face, row) in enumerate(zip(faces, probabilities))
         ]

@@ -4,11 +4,10 @@ import copy
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
-from fer.core.labels import PRESENT_FROM, LabelSet
+from fer.core.labels import LabelSet
 from fer.core.params import TrainParams
 from fer.models.input_spec import InputSpec
 from fer.runtime.device import autocast, clock
@@ -69,56 +68,9 @@ def _schedule(optimizer, cfg: TrainParams, steps_per_epoch: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _attribute_loss(train_labels: torch.Tensor, cfg: TrainParams) -> torch.nn.Module:
-    """Binary cross-entropy per attribute; label smoothing pulls the 0/1 targets towards 1/2, and class_weights
-    weighs each attribute's present faces by how rare they are (negatives over positives)."""
-    pos_weight = None
-    if cfg.class_weights:
-        positives = train_labels.float().sum(0)
-        pos_weight = (len(train_labels) - positives) / positives.clamp(min=1)
-    bce = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-
-    def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return bce(logits, targets.float() * (1 - cfg.label_smoothing) + cfg.label_smoothing / 2)
-
-    return loss
-
-
-def _loss_fn(train_labels: torch.Tensor, label_set: LabelSet, cfg: TrainParams):
-    if label_set.multi_label:
-        return _attribute_loss(train_labels, cfg)
-    num_classes = len(label_set.classes)
-    weight = None
-    if cfg.class_weights:
-        # imported here: sklearn adds ~1.2 s to the start-up of every train process, and the option is off
-        # by default (measured with python -X importtime stages/train.py --help)
-        from sklearn.utils.class_weight import compute_class_weight
-
-        y = train_labels.cpu().numpy()
-        present = np.unique(y)
-        weight = np.ones(num_classes, dtype=np.float32)
-        weight[present] = compute_class_weight("balanced", classes=present, y=y)
-        weight = torch.from_numpy(weight).to(train_labels.device)
-    return torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
-
-
 def _subset(n: int, cap: int, generator: torch.Generator, device) -> torch.Tensor | None:
     """Indices of a fresh random subset each epoch when max_train_images caps the epoch, else None."""
     return torch.randperm(n, generator=generator, device=device)[:cap] if 0 < cap < n else None
-
-
-def _eval_loss(label_set: LabelSet):
-    """The plain loss validation reports: cross-entropy, or binary cross-entropy averaged over attributes."""
-    if label_set.multi_label:
-        return lambda logits, targets: torch.nn.functional.binary_cross_entropy_with_logits(logits, targets.float())
-    return torch.nn.CrossEntropyLoss()
-
-
-def hits(logits: torch.Tensor, labels: torch.Tensor, label_set: LabelSet) -> torch.Tensor:
-    """Per image, the share of its decisions that are right: its class, or each of its attributes."""
-    if label_set.multi_label:
-        return ((torch.sigmoid(logits) >= PRESENT_FROM) == labels.bool()).float().mean(1)
-    return (logits.argmax(1) == labels).float()
 
 
 def fit(model: torch.nn.Module, spec: InputSpec, label_set: LabelSet, train: tuple[torch.Tensor, torch.Tensor],
@@ -126,8 +78,8 @@ def fit(model: torch.nn.Module, spec: InputSpec, label_set: LabelSet, train: tup
         desc: str = "train") -> FitResult:
     """Train with early stopping on val accuracy and return the best weights.
 
-    train/val: (uint8 images (N, H, W), labels) already on the training device: int64 class indices (N,), or
-    0/1 attributes (N, K) when label_set.task is attributes, whose accuracies are means over the attributes.
+    train/val: (uint8 images (N, H, W), labels in the label set's form) already on the training device; the
+    label set's head gives the loss and the accuracy (for attributes, the mean over the attributes).
     Before each validation the BatchNorm statistics are recomputed for the current weights (see
     fer.train.batchnorm), so early stopping, pruning and the kept weights judge what the model has learnt.
     on_epoch(EpochLog) is called after every epoch (dvclive logging, Optuna pruning); it may raise to stop.
@@ -139,8 +91,8 @@ def fit(model: torch.nn.Module, spec: InputSpec, label_set: LabelSet, train: tup
     optimizer = _optimizer(model, cfg)
     steps_per_epoch = math.ceil(min(len(images), cfg.max_train_images or len(images)) / cfg.batch_size)
     scheduler = _schedule(optimizer, cfg, steps_per_epoch)
-    loss_fn = _loss_fn(labels, label_set, cfg)
-    eval_loss = _eval_loss(label_set)
+    head = label_set.head
+    loss_fn = head.loss(labels, cfg.label_smoothing, cfg.class_weights)
 
     # The BatchNorm re-estimate sees a fixed, un-augmented sample of the train split, capped because the pass
     # costs about a tenth of a training step per image (measured on CPU); 0 = the whole split, -1 = off.
@@ -171,7 +123,7 @@ def fit(model: torch.nn.Module, spec: InputSpec, label_set: LabelSet, train: tup
             scheduler.step()
             # Accumulate on the device: a .item() per batch would stall the GPU every step.
             loss_sum += loss.detach() * len(idx)
-            correct += hits(logits.detach().float(), y, label_set).sum()
+            correct += head.hits(logits.detach().float(), y).sum()
         seconds = clock(device) - start
         n = len(epoch_images)
 
@@ -184,8 +136,8 @@ def fit(model: torch.nn.Module, spec: InputSpec, label_set: LabelSet, train: tup
             epoch=epoch,
             train_loss=loss_sum.item() / n,
             train_acc=correct.item() / n,
-            val_loss=eval_loss(val_logits, val[1]).item(),
-            val_acc=hits(val_logits, val[1], label_set).mean().item(),
+            val_loss=head.val_loss(val_logits, val[1]).item(),
+            val_acc=head.hits(val_logits, val[1]).mean().item(),
             lr=optimizer.param_groups[0]["lr"],
             seconds=seconds,
             images_per_second=n / seconds,

@@ -13,8 +13,9 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
+from fer.core.emotions import EMOTIONS, class_name, default_order
 from fer.core.errors import FerError, one_line
-from fer.core.labels import EMOTIONS, FER2013, LabelSet, class_name, default_order
+from fer.core.labels import FER2013, LabelSet
 from fer.data.rawdata import RawDataset
 from fer.data.sources.celeba import ATTRIBUTES_FILE, read_celeba
 from fer.data.sources.files import IMAGE_SUFFIXES, files_under, load_grey, visible_children

@@ -1,0 +1,13 @@
+"""The tasks a model can learn, one TaskHead each (fer.core.tasks.head). A new task is a TaskHead subclass in
+its own module here and its entry in HEADS; nothing else in fer branches on the task."""
+
+from typing import Literal
+
+from fer.core.tasks.attributes import Attributes
+from fer.core.tasks.expression import Expression
+from fer.core.tasks.head import TaskHead
+
+HEADS: dict[str, type[TaskHead]] = {head.name: head for head in (Expression, Attributes)}
+
+# The `task` values params.yaml, label sets and checkpoints accept: the registry's names.
+Task = Literal[tuple(HEADS)]
