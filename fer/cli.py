@@ -170,16 +170,16 @@ def _profile(args) -> None:
 def _tune_worker(args) -> None:
     import tempfile
 
+    from fer.train.job import TrainJob
     from fer.train.tuning import run_trials, trial_counts
 
     params = load_params(args.params)
     if not params.tune.storage:
         raise FerError(f"{args.params}: tune.storage is empty; a worker joins a shared study, so set it to a "
                        f"database URL every worker reaches (postgresql://user@host/db)")
-    name = params.model
+    job = TrainJob.from_params(params, params.model, params.seed, args.split)
     with tempfile.TemporaryDirectory(prefix="fer-tune-") as scratch:
-        study = run_trials(name, params.models[name], params.train_config(name), params.tune, params.seed,
-                           args.split, scratch)
+        study = run_trials(job, params.tune, scratch)
     print(f"study {study.study_name}: {trial_counts(study)}; `dvc repro tune` retrains its best")
 
 

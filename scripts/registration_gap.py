@@ -20,6 +20,7 @@ from fer.data.sources.synthetic import generate
 from fer.data.splitting import SPLITS, stratified_assignment
 from fer.evaluate.evaluation import evaluate_checkpoint
 from fer.runtime.face_detector import face_detector
+from fer.train.job import TrainJob
 from fer.train.trainer import train_model
 
 VARIANTS = (("registered crops", None, None), ("photo, mtcnn, landmarks", "mtcnn", "landmarks"),
@@ -53,8 +54,7 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             split = Path(tmp) / "split"
             save_splits(split, images, pd.DataFrame({"label": labels}), assignment, SPLITS, crops.label_set)
-            train_model(args.model, params.models[args.model], params.train_config(args.model), params.seed,
-                        split, Path(tmp) / "model.pt")
+            train_model(TrainJob.from_params(params, args.model, params.seed, split), Path(tmp) / "model.pt")
             result, _ = evaluate_checkpoint(Path(tmp) / "model.pt", *load_split(split, "test"), crops.label_set,
                                             params.evaluate)
         print(f"| {name} | {detected:.1%} | {result['accuracy']:.1%} | {seconds:.0f} |", flush=True)

@@ -7,6 +7,7 @@ from dvclive import Live
 
 from fer.core.errors import one_line_errors
 from fer.core.params import load_params
+from fer.train.job import TrainJob
 from fer.train.trainer import dvclive_logger, train_model
 
 
@@ -20,11 +21,9 @@ def main():
     cli.add_argument("--live", required=True, help="dvclive folder for this model")
     args = cli.parse_args()
 
-    params = load_params()
-    cfg = params.train_config(args.model)
+    job = TrainJob.from_params(load_params(), args.model, args.seed, args.split)
     with Live(args.live, dvcyaml=None, save_dvc_exp=False, report=None) as live:
-        result = train_model(args.model, params.models[args.model], cfg, args.seed, args.split, args.out,
-                             on_epoch=dvclive_logger(live))
+        result = train_model(job, args.out, on_epoch=dvclive_logger(live))
         live.summary["best/val_acc"] = result.best_val_acc
         live.summary["best/epoch"] = result.best_epoch
 

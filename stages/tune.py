@@ -7,6 +7,7 @@ from dvclive import Live
 
 from fer.core.errors import one_line_errors
 from fer.core.params import load_params
+from fer.train.job import TrainJob
 from fer.train.trainer import dvclive_logger
 from fer.train.tuning import TuneOutputs, tune_model
 
@@ -25,12 +26,11 @@ def main():
     args = cli.parse_args()
 
     params = load_params()
-    name = params.model
+    job = TrainJob.from_params(params, params.model, params.seed, args.split)
     outputs = TuneOutputs(Path(args.study), Path(args.out), Path(args.metrics), Path(args.history),
                           Path(args.importance))
     with Live(args.live, dvcyaml=None, save_dvc_exp=False, report=None) as live:
-        tune_model(name, params.models[name], params.train_config(name), params.tune, params.seed, args.split,
-                   outputs, record_name=args.name, on_final_epoch=dvclive_logger(live))
+        tune_model(job, params.tune, outputs, record_name=args.name, on_final_epoch=dvclive_logger(live))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import torch
 from fer.core.params import ModelParams, TrainParams, load_params
 from fer.data.datasets import save_images
 from fer.data.sources.synthetic import generate
+from fer.train.job import TrainJob
 from fer.train.trainer import train_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,6 +51,6 @@ def tiny_checkpoint(tiny_split):
     """A tiny mlp trained for one epoch on the tiny split: real, if weak, predictions."""
     spec = ModelParams(arch="mlp", image_size=48, options={"hidden": [32]})
     path = tiny_split.parent / "mlp.pt"
-    train_model("mlp", spec, train_params(epochs=1, batch_size=32), seed=7, split_dir=tiny_split, checkpoint_path=path)
+    train_model(TrainJob("mlp", spec, train_params(epochs=1, batch_size=32), seed=7, split_dir=tiny_split), path)
     return path
 

@@ -15,6 +15,7 @@ from fer.data.sources.synthetic import generate_attributes
 from fer.evaluate.evaluation import confusion_cells, evaluate_checkpoint
 from fer.evaluate.leaderboard import build_leaderboard, markdown_table
 from fer.serve.predict import FacePrediction
+from fer.train.job import TrainJob
 from fer.train.trainer import train_model
 
 ATTRIBUTES = LabelSet("attributes", ("Bright_Top", "Bright_Left"))
@@ -43,8 +44,8 @@ def attribute_split(tmp_path_factory):
 def attribute_checkpoint(attribute_split):
     path = attribute_split.parent / "cnn.pt"
     spec = ModelParams(arch="cnn", image_size=32, options={"widths": [8, 16]})
-    result = train_model("cnn", spec, train_params(epochs=6, batch_size=32, lr=0.01, label_smoothing=0.0),
-                         seed=0, split_dir=attribute_split, checkpoint_path=path)
+    cfg = train_params(epochs=6, batch_size=32, lr=0.01, label_smoothing=0.0)
+    result = train_model(TrainJob("cnn", spec, cfg, seed=0, split_dir=attribute_split), path)
     return path, result
 
 

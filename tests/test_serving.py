@@ -36,6 +36,7 @@ from fer.serve.drift import drift_report
 from fer.serve.predict import FacePrediction, Predictor
 from fer.serve.prediction_log import PredictionLog
 from fer.tools.bench_faces import grace_hopper, group_photo
+from fer.train.job import TrainJob
 from fer.train.trainer import train_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -257,8 +258,8 @@ def test_parallel_uploads_find_the_same_faces_as_one_at_a_time(server, photos):
 def test_a_tuned_champion_is_served_under_its_own_name_with_its_own_metrics(tiny_checkpoint, tiny_split,
                                                                              params_file, tmp_path):
     tuned = tmp_path / "tuned.pt"
-    train_model("tuned", ModelParams(arch="mlp", image_size=48, options={"hidden": [32]}),
-                train_params(epochs=2, batch_size=32), 7, tiny_split, tuned, tuned_from="mlp")
+    train_model(TrainJob("tuned", ModelParams(arch="mlp", image_size=48, options={"hidden": [32]}),
+                         train_params(epochs=2, batch_size=32), 7, tiny_split), tuned, tuned_from="mlp")
     test_images, test_labels = load_split(tiny_split, "val")
     untuned, _ = evaluate_checkpoint(tiny_checkpoint, test_images, test_labels, FER2013, REPO_PARAMS.evaluate)
     tuned_result, _ = evaluate_checkpoint(tuned, test_images, test_labels, FER2013, REPO_PARAMS.evaluate)

@@ -23,6 +23,7 @@ from fer.evaluate.evaluation import evaluate_checkpoint
 from fer.runtime.checkpoint import load_checkpoint
 from fer.runtime.inference import predict_probabilities
 from fer.serve.predict import FacePrediction
+from fer.train.job import TrainJob
 from fer.train.trainer import train_model
 
 # Code that may name a task: the heads, and what a data source reads or draws for each task (its options
@@ -151,12 +152,7 @@ def test_a_third_task_registered_in_one_place_is_trained_evaluated_and_described
 
     spec = ModelParams(arch="mlp", image_size=48, options={"hidden": [16]})
     result = train_model(
-        "mlp",
-        spec,
-        train_params(epochs=2, batch_size=32),
-        seed=0,
-        split_dir=split,
-        checkpoint_path=tmp_path / "valence.pt",
+        TrainJob("mlp", spec, train_params(epochs=2, batch_size=32), 0, split), tmp_path / "valence.pt"
     )
     model, record = load_checkpoint(tmp_path / "valence.pt")
     assert record.task == "valence" and isinstance(record.label_set.head, Valence)

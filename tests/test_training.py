@@ -1,11 +1,13 @@
 import copy
+import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import REPO, train_params
+from conftest import REPO, REPO_PARAMS, train_params
 
 from fer.core.errors import FerError
 from fer.core.labels import FER2013
@@ -19,7 +21,8 @@ from fer.runtime.inference import predict_logits
 from fer.runtime.inputs import model_input, to_device
 from fer.train.augment import augment, random_erasing
 from fer.train.batchnorm import recompute_batchnorm_statistics
-from fer.train.loop import _schedule, fit, parameter_groups
+from fer.train.job import TrainJob
+from fer.train.loop import TrainingData, _schedule, fit, parameter_groups
 from fer.train.trainer import train_model
 
 TINY = train_params(epochs=2, batch_size=32, patience=5)
@@ -27,7 +30,7 @@ TINY = train_params(epochs=2, batch_size=32, patience=5)
 
 def _fit_mlp(split_dir, tmp_path, cfg=TINY, name="mlp.pt"):
     spec = ModelParams(arch="mlp", image_size=48, options={"hidden": [32]})
-    return train_model("mlp", spec, cfg, seed=7, split_dir=split_dir, checkpoint_path=tmp_path / name)
+    return train_model(TrainJob("mlp", spec, cfg, seed=7, split_dir=split_dir), tmp_path / name)
 
 
 def test_cpu_training_repeats_exactly_for_a_fixed_seed(tiny_split, tmp_path):
@@ -73,7 +76,7 @@ def _brightness_task(root, n_train=280, n_val=70, side=32):
 def test_training_learns_an_easy_task(tmp_path):
     cfg = TINY.model_copy(update={"epochs": 5, "lr": 3e-3})
     spec = ModelParams(arch="cnn", image_size=32, options={"widths": [8, 16]})
-    result = train_model("cnn", spec, cfg, 0, _brightness_task(tmp_path), tmp_path / "cnn.pt")
+    result = train_model(TrainJob("cnn", spec, cfg, 0, _brightness_task(tmp_path)), tmp_path / "cnn.pt")
     assert result.best_val_acc > 0.8
     assert result.history[-1].train_loss < result.history[0].train_loss
 
@@ -100,7 +103,7 @@ def test_slow_batchnorm_is_scored_like_a_train_mode_pass_not_the_majority_class(
     cfg = TINY.model_copy(update={"epochs": 2, "lr": 3e-3, "augment": AugmentParams(
         flip=False, degrees=0, translate=0, scale=0, erasing=0)})
     model, spec = _slow_batchnorm_cnn()
-    result = fit(model, spec, FER2013, train, val, cfg, seed=0)
+    result = fit(model, spec, TrainingData(FER2013, train, val), cfg, seed=0)
 
     model.load_state_dict(result.best_state)
     with torch.no_grad():
@@ -233,7 +236,16 @@ def test_clock_waits_for_queued_cuda_work_before_reading_the_time(monkeypatch):
 def test_cuda_path_trains_with_data_on_the_device_in_bf16(tiny_split, tmp_path):
     cfg = TINY.model_copy(update={"device": "cuda"})
     spec = ModelParams(arch="cnn", image_size=48, options={"widths": [8, 16]})
-    result = train_model("cnn", spec, cfg, 0, tiny_split, tmp_path / "cnn.pt")
+    result = train_model(TrainJob("cnn", spec, cfg, 0, tiny_split), tmp_path / "cnn.pt")
     assert result.history[-1].images_per_second > 0
     images, _ = to_device(np.zeros((4, 48, 48), np.uint8), np.zeros(4, np.int64), torch.device("cuda"))
     assert images.is_cuda and images.dtype == torch.uint8
+
+
+def test_a_train_job_is_built_once_from_params_and_names_an_unknown_model():
+    job = TrainJob.from_params(REPO_PARAMS, "cnn", 42, "outputs/split")
+    assert job == TrainJob("cnn", REPO_PARAMS.models["cnn"], REPO_PARAMS.train_config("cnn"), 42, Path("outputs/split"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        job.seed = 7
+    with pytest.raises(FerError, match="params.yaml: no model 'nope' in models"):
+        TrainJob.from_params(REPO_PARAMS, "nope", 42, "outputs/split")

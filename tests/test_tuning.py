@@ -1,5 +1,6 @@
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import optuna
@@ -12,6 +13,7 @@ from fer.core.errors import FerError
 from fer.core.params import FloatRange, ModelParams, SearchSpace
 from fer.runtime.checkpoint import load_checkpoint
 from fer.train import tuning
+from fer.train.job import TrainJob
 from fer.train.tuning import TuneOutputs, pruning_reporter, split_fingerprint, study_name, tune_model
 
 SPEC = ModelParams(arch="mlp", image_size=48, options={"hidden": [16]})
@@ -27,12 +29,16 @@ def _outputs(root) -> TuneOutputs:
                        history=root / "history.json", importances=root / "importances.json")
 
 
+def _job(split_dir) -> TrainJob:
+    return TrainJob("mlp", SPEC, BASE, 7, split_dir)
+
+
 def _tune(tiny_split, root, tune=TUNE, **kwargs) -> dict:
-    return tune_model("mlp", SPEC, BASE, tune, 7, tiny_split, _outputs(root), record_name="tuned", **kwargs)
+    return tune_model(_job(tiny_split), tune, _outputs(root), record_name="tuned", **kwargs)
 
 
 def _stored_study(root, tiny_split, tune=TUNE) -> optuna.Study:
-    return optuna.load_study(study_name=study_name("mlp", SPEC, BASE, tune, 7, split_fingerprint(tiny_split)),
+    return optuna.load_study(study_name=study_name(_job(tiny_split), tune, split_fingerprint(tiny_split)),
                              storage=f"sqlite:///{root / 'study' / tuning.STUDY_DB}")
 
 
@@ -108,11 +114,12 @@ def test_a_trial_left_running_by_a_killed_run_is_marked_failed(tiny_split, tmp_p
 
 def test_a_changed_setup_gets_a_new_study_name():
     narrower = TUNE.model_copy(update={"search_space": SPACE.model_copy(update={"batch_size": [32]})})
-    assert study_name("mlp", SPEC, BASE, TUNE, 7, "d") == study_name("mlp", SPEC, BASE, TUNE.model_copy(), 7, "d")
-    assert study_name("mlp", SPEC, BASE, narrower, 7, "d") != study_name("mlp", SPEC, BASE, TUNE, 7, "d")
-    assert study_name("mlp", SPEC, BASE, TUNE, 8, "d") != study_name("mlp", SPEC, BASE, TUNE, 7, "d")
-    assert study_name("mlp", SPEC, BASE, TUNE, 7, "other data") != study_name("mlp", SPEC, BASE, TUNE, 7, "d")
-    assert study_name("mlp", SPEC, BASE, TUNE.model_copy(update={"study_name": "mine"}), 7, "d") == "mine"
+    job = _job(REPO / "split")  # never read: the data's part of the name is its fingerprint, given apart ("d")
+    assert study_name(job, TUNE, "d") == study_name(replace(job), TUNE.model_copy(), "d")
+    assert study_name(job, narrower, "d") != study_name(job, TUNE, "d")
+    assert study_name(replace(job, seed=8), TUNE, "d") != study_name(job, TUNE, "d")
+    assert study_name(job, TUNE, "other data") != study_name(job, TUNE, "d")
+    assert study_name(job, TUNE.model_copy(update={"study_name": "mine"}), "d") == "mine"
 
 
 def test_new_data_starts_a_new_study(tiny_split, tmp_path):

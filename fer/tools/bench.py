@@ -22,7 +22,7 @@ from fer.runtime.device import clock, resolve_device
 from fer.runtime.inference import cpu_latency_ms, predict_logits
 from fer.runtime.inputs import to_device
 from fer.tools.spread import Spread
-from fer.train.loop import fit
+from fer.train.loop import TrainingData, fit
 
 
 @dataclass
@@ -91,7 +91,7 @@ def ours_images_per_s(model, spec: InputSpec, images, labels, cfg: TrainParams, 
     per_epoch = min(n_images, len(images))
     run = cfg.model_copy(update={"epochs": math.ceil(n_images / per_epoch), "max_train_images": per_epoch,
                                  "warmup_fraction": 0.0, "patience": n_images})
-    history = fit(model, spec, FER2013, train, val, run, seed=0).history
+    history = fit(model, spec, TrainingData(FER2013, train, val), run, seed=0).history
     return sum(h.images_per_second * h.seconds for h in history) / sum(h.seconds for h in history)
 
 

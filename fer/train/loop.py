@@ -30,6 +30,16 @@ class EpochLog:
     bn_seconds: float  # the BatchNorm re-estimate before validation, not in `seconds`
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """What fit learns from, on the training device: (uint8 images (N, H, W), labels in the label set's form)
+    for the train and val splits."""
+
+    label_set: LabelSet
+    train: tuple[torch.Tensor, torch.Tensor]
+    val: tuple[torch.Tensor, torch.Tensor]
+
+
 @dataclass
 class FitResult:
     best_state: dict
@@ -73,25 +83,24 @@ def _subset(n: int, cap: int, generator: torch.Generator, device) -> torch.Tenso
     return torch.randperm(n, generator=generator, device=device)[:cap] if 0 < cap < n else None
 
 
-def fit(model: torch.nn.Module, spec: InputSpec, label_set: LabelSet, train: tuple[torch.Tensor, torch.Tensor],
-        val: tuple[torch.Tensor, torch.Tensor], cfg: TrainParams, seed: int, on_epoch=None,
+def fit(model: torch.nn.Module, spec: InputSpec, data: TrainingData, cfg: TrainParams, seed: int, on_epoch=None,
         desc: str = "train") -> FitResult:
     """Train with early stopping on val accuracy and return the best weights.
 
-    train/val: (uint8 images (N, H, W), labels in the label set's form) already on the training device; the
-    label set's head gives the loss and the accuracy (for attributes, the mean over the attributes).
+    The label set's head gives the loss and the accuracy (for attributes, the mean over the attributes).
     Before each validation the BatchNorm statistics are recomputed for the current weights (see
     fer.train.batchnorm), so early stopping, pruning and the kept weights judge what the model has learnt.
     on_epoch(EpochLog) is called after every epoch (dvclive logging, Optuna pruning); it may raise to stop.
     """
-    images, labels = train
+    images, labels = data.train
+    val = data.val
     device = images.device
     generator = torch.Generator(device=device).manual_seed(seed)
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = _optimizer(model, cfg)
     steps_per_epoch = math.ceil(min(len(images), cfg.max_train_images or len(images)) / cfg.batch_size)
     scheduler = _schedule(optimizer, cfg, steps_per_epoch)
-    head = label_set.head
+    head = data.label_set.head
     loss_fn = head.loss(labels, cfg.label_smoothing, cfg.class_weights)
 
     # The BatchNorm re-estimate sees a fixed, un-augmented sample of the train split, capped because the pass

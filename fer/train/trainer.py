@@ -1,17 +1,17 @@
-"""train_model(): a `models` entry from a split on disk to a checkpoint, with dvclive logging per epoch."""
+"""train_model(): a TrainJob from a split on disk to a checkpoint, with dvclive logging per epoch."""
 
 from pathlib import Path
 
 import torch
 from dvclive import Live
 
-from fer.core.params import ModelParams, TrainParams
 from fer.data.datasets import load_split, split_label_set, training_data
 from fer.models import build_model
 from fer.runtime.checkpoint import ModelRecord, save_checkpoint
 from fer.runtime.device import resolve_device
 from fer.runtime.inputs import to_device
-from fer.train.loop import EpochLog, FitResult, fit
+from fer.train.job import TrainJob
+from fer.train.loop import EpochLog, FitResult, TrainingData, fit
 
 
 def dvclive_logger(live: Live):
@@ -31,25 +31,25 @@ def dvclive_logger(live: Live):
     return log_epoch
 
 
-def train_model(name: str, spec: ModelParams, cfg: TrainParams, seed: int, split_dir: str | Path,
-                checkpoint_path: str | Path, on_epoch=None, tuned_from: str | None = None) -> FitResult:
-    """Load the train/val splits onto the device, build `spec`, fit it and save the best checkpoint.
+def train_model(job: TrainJob, checkpoint_path: str | Path, on_epoch=None, tuned_from: str | None = None) -> FitResult:
+    """Load the job's train/val splits onto the device, build its model, fit it and save the best checkpoint.
 
-    name: the checkpoint's identity (its leaderboard row); tuned_from: the entry whose settings were tuned.
+    tuned_from: the `models` entry whose settings were tuned into this job.
     """
+    spec, cfg = job.spec, job.cfg
     device = resolve_device(cfg.device)
-    train = to_device(*load_split(split_dir, "train"), device)
-    val = to_device(*load_split(split_dir, "val"), device)
-    label_set = split_label_set(split_dir)
-    torch.manual_seed(seed)  # the same initial weights on every run
+    label_set = split_label_set(job.split_dir)
+    data = TrainingData(label_set, to_device(*load_split(job.split_dir, "train"), device),
+                        to_device(*load_split(job.split_dir, "val"), device))
+    torch.manual_seed(job.seed)  # the same initial weights on every run
     model, input_spec = build_model(spec.arch, len(label_set.classes), spec.image_size, spec.pretrained, cfg.dropout,
                                     **spec.options)
-    result = fit(model, input_spec, label_set, train, val, cfg, seed, on_epoch=on_epoch, desc=name)
+    result = fit(model, input_spec, data, cfg, job.seed, on_epoch=on_epoch, desc=job.name)
     record = ModelRecord(
-        name=name, arch=spec.arch, task=label_set.task, classes=list(label_set.classes), **input_spec.as_dict(),
-        options=dict(spec.options),
-        dropout=cfg.dropout, pretrained=spec.pretrained, train=cfg.model_dump(), seed=seed, tuned_from=tuned_from,
-        best_epoch=result.best_epoch, val_acc=result.best_val_acc, trained_on=training_data(split_dir),
+        name=job.name, arch=spec.arch, task=label_set.task, classes=list(label_set.classes), **input_spec.as_dict(),
+        options=dict(spec.options), dropout=cfg.dropout, pretrained=spec.pretrained, train=cfg.model_dump(),
+        seed=job.seed, tuned_from=tuned_from, best_epoch=result.best_epoch, val_acc=result.best_val_acc,
+        trained_on=training_data(job.split_dir),
     )
     save_checkpoint(checkpoint_path, result.best_state, record)
     return result

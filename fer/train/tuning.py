@@ -18,7 +18,7 @@ import time
 import warnings
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import optuna
@@ -27,9 +27,10 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
 from fer.core.errors import FerError, one_line
-from fer.core.params import FloatRange, ModelParams, SearchSpace, TrainParams, TuneParams
+from fer.core.params import FloatRange, SearchSpace, TuneParams
 from fer.core.storage import write_json
 from fer.data.datasets import IMAGES, MANIFEST
+from fer.train.job import TrainJob
 from fer.train.loop import EpochLog, FitResult
 from fer.train.trainer import train_model
 
@@ -63,8 +64,9 @@ def split_fingerprint(split_dir: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def study_name(name: str, spec: ModelParams, base: TrainParams, tune: TuneParams, seed: int, data: str) -> str:
-    """tune.study_name, or one derived from everything that shapes a trial, the data's fingerprint included.
+def study_name(job: TrainJob, tune: TuneParams, data: str) -> str:
+    """tune.study_name, or one derived from everything that shapes a trial of `job`, the data's fingerprint
+    (`data`) included.
 
     A changed setup or new data then starts a fresh study in the same database, while a re-run of the
     same setup on the same data resumes its own.
@@ -72,16 +74,16 @@ def study_name(name: str, spec: ModelParams, base: TrainParams, tune: TuneParams
     if tune.study_name:
         return tune.study_name
     setup = {
-        "spec": spec.model_dump(mode="json"),
-        "base": base.model_dump(mode="json"),
+        "spec": job.spec.model_dump(mode="json"),
+        "base": job.cfg.model_dump(mode="json"),
         "search_space": tune.search_space.model_dump(mode="json"),
         "epochs": tune.epochs,
         "max_train_images": tune.max_train_images,
-        "seed": seed,
+        "seed": job.seed,
         "data": data,
     }
     digest = hashlib.sha256(json.dumps(setup, sort_keys=True).encode()).hexdigest()[:10]
-    return f"fer-{name}-{digest}"
+    return f"fer-{job.name}-{digest}"
 
 
 def _storage_url(tune: TuneParams, study_dir: Path) -> str:
@@ -184,9 +186,8 @@ def pruning_reporter(trial: optuna.Trial):
     return report
 
 
-def _objective(name: str, spec: ModelParams, base: TrainParams, tune: TuneParams, seed: int, split_dir,
-               scratch: Path):
-    trial_overrides = {"epochs": tune.epochs, "max_train_images": tune.max_train_images or base.max_train_images}
+def _objective(job: TrainJob, tune: TuneParams, scratch: Path):
+    trial_overrides = {"epochs": tune.epochs, "max_train_images": tune.max_train_images or job.cfg.max_train_images}
 
     def objective(trial: optuna.Trial) -> float:
         # Two workers can both pass MaxTrialsCallback's check before either asks for its trial; the trial
@@ -195,27 +196,26 @@ def _objective(name: str, spec: ModelParams, base: TrainParams, tune: TuneParams
         if len(ahead) >= tune.trials:
             trial.study.stop()
             raise _OverBudget(f"the study already holds tune.trials={tune.trials} trials")
-        cfg = base.model_copy(update={**sample_settings(trial, tune.search_space), **trial_overrides})
-        return train_model(name, spec, cfg, seed, split_dir, scratch, on_epoch=pruning_reporter(trial)).best_val_acc
+        cfg = job.cfg.model_copy(update={**sample_settings(trial, tune.search_space), **trial_overrides})
+        return train_model(replace(job, cfg=cfg), scratch, on_epoch=pruning_reporter(trial)).best_val_acc
 
     return objective
 
 
-def run_trials(name: str, spec: ModelParams, base: TrainParams, tune: TuneParams, seed: int, split_dir,
-               study_dir: str | Path) -> optuna.Study:
-    """Open (or create) the study and run trials until it holds tune.trials finished ones; returns it.
+def run_trials(job: TrainJob, tune: TuneParams, study_dir: str | Path) -> optuna.Study:
+    """Open (or create) the study of `job` and run trials until it holds tune.trials finished ones; returns it.
 
     Only the missing trials run: a study that already holds tune.trials finished trials runs none. On a
     shared tune.storage this is what every worker runs; it returns once no worker has a trial running, so
     the study's best is final. study_dir: the SQLite study (when tune.storage is "") and a scratch checkpoint.
     """
     study_dir = Path(study_dir)
-    study = _open_study(tune, study_dir, study_name(name, spec, base, tune, seed, split_fingerprint(split_dir)))
+    study = _open_study(tune, study_dir, study_name(job, tune, split_fingerprint(job.split_dir)))
     shared = bool(tune.storage)
     if not shared:
         _fail_abandoned_trials(study)
-    study.sampler = _sampler(study, seed, shared)
-    objective = _objective(name, spec, base, tune, seed, split_dir, study_dir / SCRATCH_CHECKPOINT)
+    study.sampler = _sampler(study, job.seed, shared)
+    objective = _objective(job, tune, study_dir / SCRATCH_CHECKPOINT)
     try:
         while True:
             with _heartbeats_are_experimental():
@@ -282,11 +282,10 @@ def importance_rows(study: optuna.Study) -> list[dict]:
     return [{"param": param, "importance": value} for param, value in importances.items()]
 
 
-def _retrain_best(name: str, spec: ModelParams, base: TrainParams, seed: int, split_dir, study: optuna.Study,
-                  checkpoint: Path, record_name: str, on_epoch) -> FitResult:
-    """The best trial's settings trained with the full base params: only the tuned keys differ from base.
+def _retrain_best(job: TrainJob, study: optuna.Study, checkpoint: Path, record_name: str, on_epoch) -> FitResult:
+    """The best trial's settings trained with the job's full params: only the tuned keys differ from them.
 
-    The checkpoint is recorded as `record_name` (tuned from `name`), so it is never mistaken for the
+    The checkpoint is recorded as `record_name` (tuned from the job's entry), so it is never mistaken for the
     untuned model of the same entry.
     """
     try:
@@ -294,24 +293,22 @@ def _retrain_best(name: str, spec: ModelParams, base: TrainParams, seed: int, sp
     except ValueError:
         raise FerError(f"study {study.study_name!r} has no complete trial to retrain; "
                        f"see the failed or pruned trials in its log") from None
-    return train_model(record_name, spec, base.model_copy(update=best_params), seed, split_dir, checkpoint,
-                       on_epoch=on_epoch, tuned_from=name)
+    best = replace(job, name=record_name, cfg=job.cfg.model_copy(update=best_params))
+    return train_model(best, checkpoint, on_epoch=on_epoch, tuned_from=job.name)
 
 
-def tune_model(name: str, spec: ModelParams, base: TrainParams, tune: TuneParams, seed: int, split_dir,
-               outputs: TuneOutputs, record_name: str, on_final_epoch=None) -> dict:
+def tune_model(job: TrainJob, tune: TuneParams, outputs: TuneOutputs, record_name: str, on_final_epoch=None) -> dict:
     """Run (or resume, or join) the study up to tune.trials finished trials, retrain the best, write the outputs.
 
-    name: the `models` entry tuned; record_name: the retrained model's identity (its leaderboard row).
-    base: the model's full training params (Params.train_config(name)); trials shorten it to tune.epochs.
+    job: the `models` entry tuned, with its full training params, which trials shorten to tune.epochs;
+    record_name: the retrained model's identity (its leaderboard row).
     on_final_epoch: an on_epoch callback for the final retrain (e.g. dvclive_logger).
     Returns the metrics written to outputs.metrics.
     """
-    study = run_trials(name, spec, base, tune, seed, split_dir, outputs.study_dir)
+    study = run_trials(job, tune, outputs.study_dir)
     values = trial_values(study)
     warn_if_trials_tell_nothing_apart(values, tune.epochs)
-    final = _retrain_best(name, spec, base, seed, split_dir, study, outputs.checkpoint, record_name,
-                          on_final_epoch)
+    final = _retrain_best(job, study, outputs.checkpoint, record_name, on_final_epoch)
     metrics = {
         "study": study.study_name,
         "best_trial": study.best_trial.number,
