@@ -7,6 +7,7 @@ import os
 import select
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -34,7 +35,7 @@ from fer.evaluate.evaluation import evaluate_checkpoint
 from fer.evaluate.leaderboard import build_leaderboard
 from fer.serve.drift import drift_report
 from fer.serve.predict import FacePrediction, Predictor
-from fer.serve.prediction_log import PredictionLog
+from fer.serve.prediction_log import COLUMNS, PredictionLog
 from fer.tools.bench_faces import grace_hopper, group_photo
 from fer.train.job import TrainJob
 from fer.train.trainer import train_model
@@ -433,6 +434,18 @@ def test_upload_page_in_headless_chromium_draws_probability_bars(server, photos,
         WebDriverWait(driver, 30).until(lambda d: "no face found" in d.find_element(By.ID, "error").text)
     finally:
         driver.quit()
+
+
+def test_the_prediction_log_table_has_the_declared_columns_and_a_face_row_fills_them(tmp_path):
+    log = PredictionLog(tmp_path / "log.sqlite")
+    with sqlite3.connect(tmp_path / "log.sqlite") as db:
+        table = [(name, kind) for _, name, kind, *_ in db.execute("PRAGMA table_info(predictions)")]
+    assert table == [("id", "INTEGER"), *COLUMNS.items()]
+    face = FacePrediction((0, 0, 48, 48), 0.9, {"happy": 0.7, "sad": 0.3}, FER2013.head,
+                          {"brightness": 0.5, "contrast": 0.2, "sharpness": 3.0})
+    log.record("mlp", [face.log_row()])
+    row = log.frame().iloc[0]
+    assert list(row.index) == list(COLUMNS) and row["emotion"] == "happy" and row["face_size"] == 48
 
 
 def test_drift_flags_a_statistic_that_moved_and_not_one_that_did_not(tiny_checkpoint, tiny_split, tmp_path, capsys):

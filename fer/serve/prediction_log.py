@@ -10,7 +10,11 @@ import pandas as pd
 from fer.core.errors import FerError, one_line
 from fer.data.image_stats import DETECTION_STATS, IMAGE_STATS
 
-COLUMNS = ("time", "model", "emotion", "confidence", *IMAGE_STATS, *DETECTION_STATS)
+# Every column with its SQLite type: the table, the inserts and the reads are all made from these. A request
+# gives the time and model; each face's FacePrediction.log_row the rest.
+REQUEST_COLUMNS = {"time": "REAL", "model": "TEXT"}
+FACE_COLUMNS = {"emotion": "TEXT", "confidence": "REAL", **dict.fromkeys((*IMAGE_STATS, *DETECTION_STATS), "REAL")}
+COLUMNS = {**REQUEST_COLUMNS, **FACE_COLUMNS}
 
 
 class PredictionLog:
@@ -22,16 +26,13 @@ class PredictionLog:
         self._lock = threading.Lock()
         with self._lock, self._db:
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS predictions (id INTEGER PRIMARY KEY, time REAL, model TEXT, "
-                "emotion TEXT, confidence REAL, brightness REAL, contrast REAL, sharpness REAL, "
-                "face_size REAL, detector_score REAL)"
-            )
+            self._db.execute("CREATE TABLE IF NOT EXISTS predictions (id INTEGER PRIMARY KEY, "
+                             f"{', '.join(f'{name} {kind}' for name, kind in COLUMNS.items())})")
 
     def record(self, model: str, faces: list[dict]) -> None:
         """faces: one row per face with emotion, confidence and the input statistics (FacePrediction.log_row)."""
         now = time.time()
-        rows = [(now, model, *(face[column] for column in COLUMNS[2:])) for face in faces]
+        rows = [(now, model, *(face[column] for column in FACE_COLUMNS)) for face in faces]
         with self._lock, self._db:
             self._db.executemany(f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES "
                                  f"({', '.join('?' * len(COLUMNS))})", rows)
