@@ -7,6 +7,7 @@ import timm
 import timm.models._efficientnet_blocks as timm_blocks
 import torch
 import torchvision
+from conftest import REPO_PARAMS
 from skimage.data import chelsea
 from skimage.transform import resize
 from torch import nn
@@ -43,9 +44,10 @@ def test_every_arch_maps_grey_batch_to_logits_and_backprops(arch):
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
-def test_baselines_default_options_fit_48x48():
-    for arch in ("mlp", "cnn"):
-        model, _ = build_model(arch, num_classes=7, image_size=48)
+def test_the_baselines_params_yaml_defines_fit_48x48():
+    for name in ("mlp", "cnn"):
+        spec = REPO_PARAMS.models[name]
+        model, _ = build_model(spec.arch, num_classes=7, image_size=48, **spec.options)
         assert model(torch.randn(2, 1, 48, 48)).shape == (2, 7)
 
 
@@ -62,7 +64,11 @@ def test_unknown_arch_lists_the_known_ones():
     ("cnn", {"widths": []}, "cnn: option widths must be a non-empty list of positive integers"),
     ("mlp", {"hidden": [64, "big"]}, "mlp: option hidden must be a non-empty list of positive integers"),
     ("cnn", {"widths": [8] * 6}, "cnn: image_size 32 is too small for 6 pooling stages"),
-    ("vit", {"hidden_size": 32, "num_attention_heads": 3}, "vit: hidden_size 32 must be a multiple"),
+    ("vit", {**TINY_VIT, "hidden_size": 32, "num_attention_heads": 3}, "vit: hidden_size 32 must be a multiple"),
+    # params.yaml is the one place their values live: the builders have no defaults of their own
+    ("mlp", {}, "mlp: option hidden is required (set it in the model's options in params.yaml)"),
+    ("cnn", {}, "cnn: option widths is required"),
+    ("vit", {"hidden_size": 32}, "vit: option patch_size is required"),
 ])
 def test_bad_options_name_the_option(arch, options, message):
     with pytest.raises(FerError) as err:
@@ -136,8 +142,11 @@ def test_offline_vit_hub_is_one_line_saying_what_to_do(monkeypatch):
         raise OSError("We couldn't connect to 'https://huggingface.co' to load the files.\nCheck your connection.")
 
     monkeypatch.setattr(ViTForImageClassification, "from_pretrained", offline)
-    with pytest.raises(FerError) as err:
+    with pytest.raises(FerError, match=r"vit \(pretrained\): option checkpoint is required"):
         build_model("vit", num_classes=7, image_size=48, pretrained=True)
+    with pytest.raises(FerError) as err:
+        build_model("vit", num_classes=7, image_size=48, pretrained=True,
+                    checkpoint="google/vit-base-patch16-224-in21k")
     message = str(err.value)
     assert "\n" not in message
     assert "google/vit-base-patch16-224-in21k" in message and "pretrained: false" in message
@@ -234,4 +243,4 @@ def test_vit_conv_stem_keeps_the_patch_grid_and_needs_a_power_of_two_patch():
     stem = model.vit.vit.embeddings.patch_embeddings.projection
     assert stem(torch.zeros(1, 1, 48, 48)).shape == (1, 32, 6, 6)  # the same 6 x 6 grid as patch_size 8
     with pytest.raises(FerError, match="conv_stem needs patch_size to be a power of two"):
-        build_model("vit", num_classes=7, image_size=48, patch_size=6, conv_stem=True)
+        build_model("vit", num_classes=7, image_size=48, **{**TINY_VIT, "patch_size": 6}, conv_stem=True)

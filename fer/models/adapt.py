@@ -16,6 +16,13 @@ def check_options(owner: str, options: dict, allowed: tuple[str, ...]) -> None:
         )
 
 
+def required_option(owner: str, options: dict, name: str):
+    """An option the builder has no default for: params.yaml's model entry is the one place its value lives."""
+    if name not in options:
+        raise FerError(f"{owner}: option {name} is required (set it in the model's options in params.yaml)")
+    return options[name]
+
+
 def fresh_head(model: nn.Module, head: str, num_classes: int, dropout: float) -> None:
     """Replace the Linear at attribute path `head` by Dropout + a new Linear(num_classes)."""
     in_features = model.get_submodule(head).in_features

@@ -3,14 +3,14 @@
 from torch import nn
 
 from fer.core.errors import FerError
-from fer.models.adapt import check_options
+from fer.models.adapt import check_options, required_option
 from fer.models.input_spec import FROM_SCRATCH, Normalization
 
 
 def build_mlp(num_classes, image_size, pretrained, dropout, **options) -> tuple[nn.Module, Normalization]:
     check_options("mlp", options, allowed=("hidden",))
     _reject_pretrained("mlp", pretrained)
-    hidden = _positive_ints("mlp", "hidden", options.get("hidden", [512, 256]))
+    hidden = _positive_ints("mlp", "hidden", required_option("mlp", options, "hidden"))
     layers: list[nn.Module] = [nn.Flatten()]
     in_features = image_size * image_size
     for width in hidden:
@@ -28,7 +28,7 @@ def build_mlp(num_classes, image_size, pretrained, dropout, **options) -> tuple[
 def build_cnn(num_classes, image_size, pretrained, dropout, **options) -> tuple[nn.Module, Normalization]:
     check_options("cnn", options, allowed=("widths",))
     _reject_pretrained("cnn", pretrained)
-    widths = _positive_ints("cnn", "widths", options.get("widths", [32, 64, 128]))
+    widths = _positive_ints("cnn", "widths", required_option("cnn", options, "widths"))
     # each width ends in a 2x2 max pool; below one pixel the pool fails with an unhelpful shape error
     if image_size < 2 ** len(widths):
         raise FerError(f"cnn: image_size {image_size} is too small for {len(widths)} pooling stages (widths)")

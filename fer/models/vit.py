@@ -8,11 +8,10 @@ from torch import nn
 from transformers import ViTConfig, ViTForImageClassification
 
 from fer.core.errors import FerError, one_line
-from fer.models.adapt import check_options, fresh_head, make_grey
+from fer.models.adapt import check_options, fresh_head, make_grey, required_option
 from fer.models.input_spec import FROM_SCRATCH, Normalization
 
-DEFAULT_CHECKPOINT = "google/vit-base-patch16-224-in21k"
-SCRATCH_DEFAULTS = {"patch_size": 6, "hidden_size": 192, "num_hidden_layers": 4, "num_attention_heads": 3}
+SCRATCH_SIZES = ("patch_size", "hidden_size", "num_hidden_layers", "num_attention_heads")  # required from scratch
 # google/vit-* checkpoints were trained on input scaled to [-1, 1].
 PRETRAINED_INPUT = Normalization(mean=0.5, std=0.5)
 
@@ -33,13 +32,13 @@ class ViTLogits(nn.Module):
 def build_vit(num_classes, image_size, pretrained, dropout, **options) -> tuple[nn.Module, Normalization]:
     if pretrained:
         check_options("vit (pretrained)", options, allowed=("checkpoint",))
-        vit = _load_pretrained(pretrained, options.get("checkpoint", DEFAULT_CHECKPOINT), num_classes)
+        vit = _load_pretrained(pretrained, options, num_classes)
         make_grey(vit.vit.embeddings.patch_embeddings.projection)
         # the patch embedding checks the channel count of its input against these
         vit.vit.embeddings.patch_embeddings.num_channels = vit.config.num_channels = 1
         normalization = PRETRAINED_INPUT
     else:
-        check_options("vit", options, allowed=(*SCRATCH_DEFAULTS, "intermediate_size", "conv_stem"))
+        check_options("vit", options, allowed=(*SCRATCH_SIZES, "intermediate_size", "conv_stem"))
         vit = _scratch_vit(image_size, num_classes, options)
         normalization = FROM_SCRATCH
     fresh_head(vit, "classifier", num_classes, dropout)
@@ -75,7 +74,7 @@ def _conv_stem(patch_size: int, hidden_size: int) -> ConvStem:
 
 
 def _scratch_vit(image_size: int, num_classes: int, options: dict) -> ViTForImageClassification:
-    sizes = SCRATCH_DEFAULTS | options
+    sizes = {name: required_option("vit", options, name) for name in SCRATCH_SIZES}
     # transformers silently builds a lopsided attention (head size rounded down) otherwise
     if sizes["hidden_size"] % sizes["num_attention_heads"]:
         raise FerError(
@@ -86,8 +85,8 @@ def _scratch_vit(image_size: int, num_classes: int, options: dict) -> ViTForImag
         image_size=image_size,
         num_channels=1,
         num_labels=num_classes,
-        intermediate_size=options.get("intermediate_size", 4 * sizes["hidden_size"]),
-        **{name: sizes[name] for name in SCRATCH_DEFAULTS},
+        intermediate_size=options.get("intermediate_size", 4 * sizes["hidden_size"]),  # the ViT papers' ratio
+        **sizes,
     )
     vit = ViTForImageClassification(config)
     if options.get("conv_stem", False):
@@ -95,12 +94,13 @@ def _scratch_vit(image_size: int, num_classes: int, options: dict) -> ViTForImag
     return vit
 
 
-def _load_pretrained(pretrained: bool | str, checkpoint: str, num_classes: int) -> ViTForImageClassification:
-    """pretrained=True: the hub checkpoint (or its copy in the HF cache); a string: a save_pretrained folder."""
+def _load_pretrained(pretrained: bool | str, options: dict, num_classes: int) -> ViTForImageClassification:
+    """pretrained=True: the hub checkpoint named by the `checkpoint` option (or its copy in the HF cache); a
+    string: a save_pretrained folder."""
     if isinstance(pretrained, str) and not Path(pretrained).is_dir():
         # from_pretrained would take a missing folder for a hub id and fail with a confusing message
         raise FerError(f"vit: pretrained folder {pretrained} not found (expected a save_pretrained folder)")
-    source = checkpoint if pretrained is True else pretrained
+    source = required_option("vit (pretrained)", options, "checkpoint") if pretrained is True else pretrained
     try:
         # the checkpoint's head (if any) has another number of classes; fresh_head replaces it anyway
         return ViTForImageClassification.from_pretrained(

@@ -41,7 +41,7 @@ class ModelRecord(BaseModel):
     train: dict                     # the training params it was trained with
     seed: int                       # the seed of its initial weights and batch order
     tuned_from: str | None = None   # for the tune stage's model: the `models` entry whose settings were tuned
-    trained_on: dict | None = None  # fer.data.datasets.training_data of its split; None in older checkpoints
+    trained_on: dict                # fer.data.datasets.training_data of its split
     best_epoch: int
     val_acc: float
 

@@ -23,8 +23,6 @@ def _git_revision(repo: Path) -> str | None:
 def training_note(record: ModelRecord) -> str:
     """One line on what the model was trained on; for the synthetic set, that it says nothing about real photos."""
     seen = record.trained_on
-    if seen is None:
-        return "training data not recorded (a checkpoint from before fer recorded it)"
     classes = ", ".join(name for name, count in seen["classes"].items() if count)
     what = f"trained on {seen['images']} {seen['source']} images of {classes}"
     if seen["source"] == "synthetic":
