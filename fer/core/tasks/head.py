@@ -38,12 +38,10 @@ class TaskHead(ABC):
     @abstractmethod
     def label_array(self, labels) -> np.ndarray:
         """`labels` in the one array form the pipeline keeps them in."""
-        ...
 
     @abstractmethod
     def column_names(self) -> list[str]:
         """The manifest columns that hold the labels."""
-        ...
 
     @abstractmethod
     def columns(self, labels: np.ndarray) -> dict[str, np.ndarray]: ...
@@ -51,77 +49,63 @@ class TaskHead(ABC):
     @abstractmethod
     def from_columns(self, manifest) -> np.ndarray:
         """The labels of a manifest (a pandas DataFrame) that has every one of column_names()."""
-        ...
 
     @abstractmethod
     def per_class(self, labels: np.ndarray) -> np.ndarray:
         """Images per class, or faces showing each class."""
-        ...
 
     @abstractmethod
     def strata(self, labels: np.ndarray) -> np.ndarray | None:
         """What a split stratifies on; None: a random split."""
-        ...
 
     @abstractmethod
     def unlearnable(self, labels: np.ndarray) -> list[str]:
         """Classes the data gives a model nothing to learn from."""
-        ...
 
     @abstractmethod
     def renaming(self, declared: list[str] | dict[str, str], where: str) -> dict[str, str]:
         """data.classes as {class of the data: class kept}, names spelt as the data spells them."""
-        ...
 
     @abstractmethod
     def relabel(
         self, labels: np.ndarray, renamed: dict[str, str], classes: tuple[str, ...]
     ) -> tuple[np.ndarray, np.ndarray]:
         """(labels in terms of `classes`, which images are kept) after `renaming`."""
-        ...
 
     # --- learning (torch tensors) ---------------------------------------------------------------------------
     @abstractmethod
     def activation(self, logits):
         """Probabilities (N, C) of logits (N, C)."""
-        ...
 
     @abstractmethod
     def loss(self, train_labels, label_smoothing: float, class_weights: bool):
         """The training loss, logits and targets -> scalar; class_weights weighs rare classes up."""
-        ...
 
     @abstractmethod
     def val_loss(self, logits, targets):
         """The plain loss validation reports."""
-        ...
 
     @abstractmethod
     def hits(self, logits, labels):
         """Per image, the share of its decisions that are right (its mean is the accuracy early stopping uses)."""
-        ...
 
     # --- scoring (numpy) ------------------------------------------------------------------------------------
     @abstractmethod
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
         """The predicted labels, in label_array's form."""
-        ...
 
     @abstractmethod
     def test_metrics(self, labels: np.ndarray, probabilities: np.ndarray, train_labels: np.ndarray) -> dict:
         """Accuracy, macro_f1 (what the leaderboard ranks), per_class, confusion and confusion_normalized, and any
         of `baselines`."""
-        ...
 
     @abstractmethod
     def calibration(self, probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities (M, C), class indices (M,)) of the decisions whose calibration is measured."""
-        ...
 
     @abstractmethod
     def confusion_axes(self) -> tuple[list[str], list[str]]:
         """The names of the confusion matrix's rows (actual) and columns (predicted)."""
-        ...
 
     # --- describing a prediction ----------------------------------------------------------------------------
     @abstractmethod
@@ -130,12 +114,10 @@ class TaskHead(ABC):
     @abstractmethod
     def confidence(self, probabilities: dict[str, float]) -> float:
         """How sure the headline is."""
-        ...
 
     @abstractmethod
     def outcome(self, probabilities: dict[str, float]) -> dict:
         """The task's own answer, keyed by what it is (e.g. {"emotion": ...})."""
-        ...
 
     @classmethod
     def leaderboard_note(cls, leaderboard: dict) -> str:
