@@ -22,7 +22,7 @@ def _bench(args) -> None:
     unknown = [n for n in names if n not in params.models]
     if unknown:
         raise FerError(f"--models: unknown {unknown[0]!r}; valid names: {', '.join(params.models)}")
-    data = generate(args.images, 48, seed=0)
+    data = generate(args.images, 48, 0, photo=False)
     images, labels = np.stack(data.images), data.labels
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CUDA: "
           f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}; "

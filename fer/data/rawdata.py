@@ -2,7 +2,7 @@
 
 Images of any size are stored as one ragged array (all pixels concatenated, grey uint8) plus a CSV
 manifest with one row per image, because DVC handles a few large files far better than thousands of
-small ones.
+small ones. Both are written and read a chunk of images at a time, so memory does not grow with the dataset.
 """
 
 from dataclasses import dataclass
@@ -11,13 +11,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fer.core.arrays import NpyAppender, NpyRows
 from fer.core.errors import FerError, one_line
 from fer.core.labels import LabelSet
-from fer.core.storage import atomic_path, existing_file, load_array
+from fer.core.storage import atomic_path, existing_file
 
 PIXELS = "pixels.npy"
-MANIFEST = "manifest.csv"
-USAGES = ("train", "val", "test", "")  # "" = no split given by the source
+MANIFEST = "manifest.csv"  # every dataset folder's manifest: raw, aligned and each split
+# The pipeline's splits, in order; a source's usage is one of them, or "" where the source gives none.
+SPLITS = ("train", "val", "test")
+TRAIN, VAL, TEST = SPLITS
 SYNTHETIC_SOURCE = "synthetic:"  # the `source` of a drawn face (fer.data.sources.synthetic): this, then its index
 
 
@@ -54,10 +57,21 @@ class RawDataset:
 def save(ds: RawDataset, out_dir: str | Path) -> None:
     if len(ds) == 0:
         raise FerError(f"{out_dir}: refusing to write an empty dataset")
-    shapes = np.array([im.shape for im in ds.images], dtype=np.int64).reshape(-1, 2)
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        with NpyAppender(tmp / PIXELS, ()) as pixels:
+            shapes = np.empty((len(ds), 2), dtype=np.int64)
+            for i, image in enumerate(ds.images):
+                shapes[i] = image.shape
+                pixels.append(np.ravel(image))
+        _manifest(ds, shapes).to_csv(tmp / MANIFEST, index=False)
+        ds.label_set.save(tmp)
+
+
+def _manifest(ds: RawDataset, shapes: np.ndarray) -> pd.DataFrame:
     sizes = shapes[:, 0] * shapes[:, 1]
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    manifest = pd.DataFrame({
+    return pd.DataFrame({
         **ds.label_set.columns(ds.labels),
         "usage": ds.usage,
         "height": shapes[:, 0],
@@ -65,11 +79,6 @@ def save(ds: RawDataset, out_dir: str | Path) -> None:
         "offset": offsets,
         "source": ds.source,
     })
-    with atomic_path(out_dir) as tmp:
-        tmp.mkdir()
-        np.save(tmp / PIXELS, np.concatenate([np.ascontiguousarray(im, np.uint8).ravel() for im in ds.images]))
-        manifest.to_csv(tmp / MANIFEST, index=False)
-        ds.label_set.save(tmp)
 
 
 def read_manifest(path: Path, what: str, **read_csv_options) -> pd.DataFrame:
@@ -81,19 +90,40 @@ def read_manifest(path: Path, what: str, **read_csv_options) -> pd.DataFrame:
         raise FerError(f"{path}: not a readable CSV ({one_line(err)}); expected {what}") from None
 
 
+class RaggedImages:
+    """The images of a raw dataset folder, read from its pixel file on demand: an index gives one image, a slice
+    a list of them read in one go."""
+
+    def __init__(self, pixels: NpyRows, heights: np.ndarray, widths: np.ndarray, offsets: np.ndarray):
+        self.pixels, self.heights, self.widths, self.offsets = pixels, heights, widths, offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            rows = range(*index.indices(len(self)))
+            if not rows:
+                return []
+            first, last = rows[0], rows[-1]
+            start = self.offsets[first]
+            block = self.pixels.read(start, self.offsets[last] + self.heights[last] * self.widths[last])
+            return [block[self.offsets[i] - start:][:self.heights[i] * self.widths[i]].reshape(self.heights[i],
+                                                                                              self.widths[i])
+                    for i in rows]
+        return self[index:index + 1][0]
+
+
 def load(in_dir: str | Path) -> RawDataset:
     in_dir = Path(in_dir)
     if not in_dir.is_dir():
         raise FerError(f"{in_dir}: not found; expected the raw dataset folder of the fetch stage ({PIXELS}, "
                        f"{MANIFEST} and its label set): run dvc repro fetch")
-    pixels = load_array(in_dir / PIXELS, "the fetched images (every pixel concatenated: a 1-D uint8 .npy array)",
-                        mmap_mode="r")
+    pixels = NpyRows(in_dir / PIXELS, "the fetched images (every pixel concatenated: a 1-D uint8 .npy array)")
     m = read_manifest(in_dir / MANIFEST, "the manifest of the fetched images (a CSV, one row per image)",
                       dtype={"usage": str, "source": str})
     label_set = LabelSet.load(in_dir)
-    images = [
-        np.asarray(pixels[o:o + h * w]).reshape(h, w)
-        for o, h, w in zip(m["offset"], m["height"], m["width"])
-    ]
+    images = RaggedImages(pixels, m["height"].to_numpy(np.int64), m["width"].to_numpy(np.int64),
+                          m["offset"].to_numpy(np.int64))
     return RawDataset(images, label_set.from_columns(m, str(in_dir / MANIFEST)), list(m["usage"]), list(m["source"]),
                       label_set)

@@ -14,7 +14,7 @@ def load_source(params: Params, root: Path = Path(".")) -> RawDataset:
         s = params.synthetic
         if params.task == "attributes":
             return synthetic.generate_attributes(s.n_images, s.image_size, params.seed)
-        return synthetic.generate(s.n_images, s.image_size, params.seed, s.photo, s.photo_size)
+        return synthetic.generate(s.n_images, s.photo_size if s.photo else s.image_size, params.seed, s.photo)
     if data.source == "kaggle":
         from fer.data.sources.kaggle import fetch_kaggle
 

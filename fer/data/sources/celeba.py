@@ -16,7 +16,7 @@ from PIL import Image
 from fer.core.errors import FerError, one_line
 from fer.core.labels import LabelSet
 from fer.core.storage import atomic_path
-from fer.data.rawdata import USAGES, RawDataset
+from fer.data.rawdata import SPLITS, RawDataset
 from fer.data.sources.files import load_grey
 
 ATTRIBUTES_FILE = "list_attr_celeba.csv"
@@ -121,8 +121,8 @@ def read_usage(folder: Path | zipfile.Path, shown_as: str, image_ids: list[str])
     if len(repeated):
         raise FerError(f"{partition_shown}: image_id {repeated.iat[0]} is listed twice; expected one partition "
                        "per image")
-    # Partitions 0, 1, 2 are the usages train, val, test, in that order.
-    usage_of_id = pd.Series(np.array(USAGES)[numbers.to_numpy(np.int64)], index=partition_ids)
+    # Partitions 0, 1, 2 are the splits train, val, test, in that order.
+    usage_of_id = pd.Series(np.array(SPLITS)[numbers.to_numpy(np.int64)], index=partition_ids)
     return pd.Series(image_ids).map(usage_of_id).fillna("").tolist()
 
 

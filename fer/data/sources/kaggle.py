@@ -12,7 +12,7 @@ KAGGLE_API = "https://api.kaggle.com"
 PROBE_TIMEOUT_S = 5
 
 
-def fetch_kaggle(dataset: str = "msambare/fer2013", max_side: int = 256) -> RawDataset:
+def fetch_kaggle(dataset: str, max_side: int) -> RawDataset:
     """The Kaggle dataset (msambare-style folders, or a folder holding fer2013.csv) as a RawDataset."""
     return read_local(download(dataset), "folder", max_side)
 

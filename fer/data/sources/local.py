@@ -15,7 +15,7 @@ import pandas as pd
 
 from fer.core.errors import FerError, one_line
 from fer.core.labels import EMOTIONS, FER2013, LabelSet, class_name, default_order
-from fer.data.rawdata import RawDataset
+from fer.data.rawdata import TEST, TRAIN, VAL, RawDataset
 from fer.data.sources.celeba import ATTRIBUTES_FILE, read_celeba
 from fer.data.sources.files import IMAGE_SUFFIXES, files_under, load_grey, visible_children
 
@@ -27,9 +27,9 @@ MAX_ZIP_RATIO = 100
 
 # Split names as they appear in csv Usage columns and as split folders, lower-cased.
 USAGE_NAMES = {
-    "training": "train", "train": "train",
-    "publictest": "val", "validation": "val", "valid": "val", "val": "val",
-    "privatetest": "test", "testing": "test", "test": "test",
+    "training": TRAIN, "train": TRAIN,
+    "publictest": VAL, "validation": VAL, "valid": VAL, "val": VAL,
+    "privatetest": TEST, "testing": TEST, "test": TEST,
 }
 
 LAYOUTS = (f"train/<class>/ and test/<class>/ folders, <class>/ folders of images, one .csv file, or CelebA's "
@@ -44,7 +44,7 @@ PIXEL_BLOCK_ROWS = 1024  # keeps parse_pixel_block's temporaries near 100 MB
 NEWLINE, SPACE, ZERO = ord("\n"), ord(" "), ord("0")
 
 
-def read_local(path: str | Path, kind: str, max_side: int = 256) -> RawDataset:
+def read_local(path: str | Path, kind: str, max_side: int) -> RawDataset:
     """Read `path` as `kind` ("csv", "folder" or "zip"); images come back grey, at most max_side wide/high."""
     if kind not in EXPECTED:
         raise FerError(f"data.source: unknown local source {kind!r}; expected csv, folder or zip")
