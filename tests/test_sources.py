@@ -257,6 +257,7 @@ def test_zip_member_escaping_is_kept_inside(tmp_path, temp_inside):
     before = files_and_bytes(tmp_path)
     ds = read_local(archive, "zip", MAX_SIDE)
     assert ds.source == [f"{archive}/happy/0.png"] and ds.label_set.classes == ("happy",)
+    del ds  # its decoded pixels wait in a scratch file (fer.data.rawdata.ImageSpool) until the dataset goes
     assert files_and_bytes(tmp_path) == before
 
 

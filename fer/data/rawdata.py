@@ -5,6 +5,9 @@ manifest with one row per image, because DVC handles a few large files far bette
 small ones. Both are written and read a chunk of images at a time, so memory does not grow with the dataset.
 """
 
+import os
+import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,19 +24,75 @@ MANIFEST = "manifest.csv"  # every dataset folder's manifest: raw, aligned and e
 # The pipeline's splits, in order; a source's usage is one of them, or "" where the source gives none.
 SPLITS = ("train", "val", "test")
 TRAIN, VAL, TEST = SPLITS
+SAVE_CHUNK = 1024  # images read at once when writing a raw folder
 SYNTHETIC_SOURCE = "synthetic:"  # the `source` of a drawn face (fer.data.sources.synthetic): this, then its index
+
+
+class RaggedImages:
+    """Images of varied sizes stored one after another in a 1-D pixel file, read on demand: an index gives one
+    image, a slice a list of them (neighbours are read in one go). `subset` picks rows without reading any."""
+
+    def __init__(self, pixels: NpyRows, heights: np.ndarray, widths: np.ndarray, offsets: np.ndarray):
+        self.pixels, self.heights, self.widths, self.offsets = pixels, heights, widths, offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def subset(self, rows) -> "RaggedImages":
+        return RaggedImages(self.pixels, self.heights[rows], self.widths[rows], self.offsets[rows])
+
+    def __getitem__(self, index):
+        if not isinstance(index, slice):
+            row = range(len(self))[index]
+            return self[row:row + 1][0]
+        rows = range(*index.indices(len(self)))
+        sizes = self.heights[rows] * self.widths[rows]
+        if not rows:
+            return []
+        start, stop = self.offsets[rows].min(), (self.offsets[rows] + sizes).max()
+        if stop - start > 2 * sizes.sum():  # rows far apart (a subset): read each alone
+            return [self.pixels.read(self.offsets[i], self.offsets[i] + size).reshape(self.heights[i], self.widths[i])
+                    for i, size in zip(rows, sizes)]
+        block = self.pixels.read(start, stop)
+        return [block[self.offsets[i] - start:][:size].reshape(self.heights[i], self.widths[i])
+                for i, size in zip(rows, sizes)]
+
+
+class ImageSpool:
+    """Decoded images written to a scratch file as a source reads them, then read back as RaggedImages: a source
+    of any size holds none of its images in memory. The file goes when the images that read it are gone."""
+
+    def __init__(self, scratch: str | Path | None):
+        handle, name = tempfile.mkstemp(prefix=".spool-", suffix=".npy", dir=scratch)
+        os.close(handle)
+        self.path = Path(name)
+        self.writer = NpyAppender(self.path, ())
+        self.shapes: list[tuple[int, int]] = []
+
+    def add(self, grey: np.ndarray) -> None:
+        self.shapes.append(grey.shape)
+        self.writer.append(np.ravel(grey))
+
+    def images(self) -> RaggedImages:
+        self.writer.__exit__(None)
+        pixels = NpyRows(self.path, "a scratch file of decoded images")
+        weakref.finalize(pixels, os.unlink, self.path)  # every subset of the images shares this reader
+        shapes = np.array(self.shapes, dtype=np.int64).reshape(-1, 2)
+        sizes = shapes[:, 0] * shapes[:, 1]
+        return RaggedImages(pixels, shapes[:, 0], shapes[:, 1], np.cumsum(sizes) - sizes)
 
 
 @dataclass
 class RawDataset:
     """Grey images of varied sizes with their labels.
 
-    images: list of 2-D uint8 arrays; labels: indices into label_set.classes (N,), or (N, K) 0/1 attributes;
+    images: 2-D uint8 arrays (a list, or RaggedImages reading them from disk); labels: indices into
+    label_set.classes (N,), or (N, K) 0/1 attributes;
     usage: the split the source assigned ("" if none); source: where each image came from (file path or csv
     row), for error messages.
     """
 
-    images: list
+    images: list | RaggedImages
     labels: np.ndarray
     usage: list
     source: list
@@ -53,6 +112,13 @@ class RawDataset:
     def __len__(self):
         return len(self.images)
 
+    def subset(self, rows: np.ndarray, labels: np.ndarray, label_set: LabelSet) -> "RawDataset":
+        """These rows (ascending indices), relabelled; the images are not read."""
+        images = self.images.subset(rows) if isinstance(self.images, RaggedImages) else \
+            [self.images[i] for i in rows]
+        return RawDataset(images, labels, [self.usage[i] for i in rows], [self.source[i] for i in rows], label_set,
+                          self.skipped, self.sixteen_bit)
+
 
 def save(ds: RawDataset, out_dir: str | Path) -> None:
     if len(ds) == 0:
@@ -61,9 +127,10 @@ def save(ds: RawDataset, out_dir: str | Path) -> None:
         tmp.mkdir()
         with NpyAppender(tmp / PIXELS, ()) as pixels:
             shapes = np.empty((len(ds), 2), dtype=np.int64)
-            for i, image in enumerate(ds.images):
-                shapes[i] = image.shape
-                pixels.append(np.ravel(image))
+            for start in range(0, len(ds), SAVE_CHUNK):
+                for i, image in enumerate(ds.images[start:start + SAVE_CHUNK], start):
+                    shapes[i] = image.shape
+                    pixels.append(np.ravel(image))
         _manifest(ds, shapes).to_csv(tmp / MANIFEST, index=False)
         ds.label_set.save(tmp)
 
@@ -88,30 +155,6 @@ def read_manifest(path: Path, what: str, **read_csv_options) -> pd.DataFrame:
         return pd.read_csv(path, keep_default_na=False, **read_csv_options)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise FerError(f"{path}: not a readable CSV ({one_line(err)}); expected {what}") from None
-
-
-class RaggedImages:
-    """The images of a raw dataset folder, read from its pixel file on demand: an index gives one image, a slice
-    a list of them read in one go."""
-
-    def __init__(self, pixels: NpyRows, heights: np.ndarray, widths: np.ndarray, offsets: np.ndarray):
-        self.pixels, self.heights, self.widths, self.offsets = pixels, heights, widths, offsets
-
-    def __len__(self) -> int:
-        return len(self.offsets)
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            rows = range(*index.indices(len(self)))
-            if not rows:
-                return []
-            first, last = rows[0], rows[-1]
-            start = self.offsets[first]
-            block = self.pixels.read(start, self.offsets[last] + self.heights[last] * self.widths[last])
-            return [block[self.offsets[i] - start:][:self.heights[i] * self.widths[i]].reshape(self.heights[i],
-                                                                                              self.widths[i])
-                    for i in rows]
-        return self[index:index + 1][0]
 
 
 def load(in_dir: str | Path) -> RawDataset:

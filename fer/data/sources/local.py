@@ -17,7 +17,7 @@ from fer.core.errors import FerError, one_line
 from fer.core.labels import EMOTIONS, FER2013, LabelSet, class_name, default_order
 from fer.data.rawdata import TEST, TRAIN, VAL, RawDataset
 from fer.data.sources.celeba import ATTRIBUTES_FILE, read_celeba
-from fer.data.sources.files import IMAGE_SUFFIXES, files_under, load_grey, visible_children
+from fer.data.sources.files import IMAGE_SUFFIXES, decode_all, files_under, visible_children
 
 # A zip is read member by member, never extracted, so a killed fetch leaves nothing behind; these refuse a zip
 # bomb from its directory before any member is inflated. (Real datasets: images barely compress, fer2013.csv
@@ -44,8 +44,10 @@ PIXEL_BLOCK_ROWS = 1024  # keeps parse_pixel_block's temporaries near 100 MB
 NEWLINE, SPACE, ZERO = ord("\n"), ord(" "), ord("0")
 
 
-def read_local(path: str | Path, kind: str, max_side: int) -> RawDataset:
-    """Read `path` as `kind` ("csv", "folder" or "zip"); images come back grey, at most max_side wide/high."""
+def read_local(path: str | Path, kind: str, max_side: int, scratch: Path | None = None) -> RawDataset:
+    """Read `path` as `kind` ("csv", "folder" or "zip"); images come back grey, at most max_side wide/high.
+
+    Decoded image files wait on disk in `scratch` (None: the system's temp folder), not in memory."""
     if kind not in EXPECTED:
         raise FerError(f"data.source: unknown local source {kind!r}; expected csv, folder or zip")
     path = Path(path)
@@ -54,20 +56,20 @@ def read_local(path: str | Path, kind: str, max_side: int) -> RawDataset:
     if kind == "csv":
         dataset = read_csv(path, str(path))
     elif kind == "zip":
-        dataset = read_zip(path, max_side)
+        dataset = read_zip(path, max_side, scratch)
     else:
-        dataset = FolderReader(path, str(path), max_side).read()
+        dataset = FolderReader(path, str(path), max_side, scratch).read()
     if len(dataset) == 0:
         raise FerError(f"{path}: no readable images ({dataset.skipped} skipped); expected {EXPECTED[kind]}")
     return dataset
 
 
-def read_zip(path: Path, max_side: int) -> RawDataset:
+def read_zip(path: Path, max_side: int, scratch: Path | None) -> RawDataset:
     try:
         with zipfile.ZipFile(path) as archive:
             check_unzipped_size(archive, path)
             # zipfile.Path walks the members like folders; a member's declared size bounds what it inflates to.
-            return FolderReader(zipfile.Path(archive), str(path), max_side).read()
+            return FolderReader(zipfile.Path(archive), str(path), max_side, scratch).read()
     except zipfile.BadZipFile as err:
         raise FerError(f"{path}: not a valid zip file ({err})") from None
 
@@ -91,11 +93,10 @@ class FolderReader:
     the user's path.
     """
 
-    def __init__(self, root: Path | zipfile.Path, shown_as: str, max_side: int):
-        self.root, self.shown_as, self.max_side = root, shown_as, max_side
-        self.images, self.class_names, self.usage, self.source = [], [], [], []
+    def __init__(self, root: Path | zipfile.Path, shown_as: str, max_side: int, scratch: Path | None):
+        self.root, self.shown_as, self.max_side, self.scratch = root, shown_as, max_side, scratch
+        self.files, self.class_names, self.usage = [], [], []
         self.class_folders: set[str] = set()
-        self.skipped = self.sixteen_bit = 0
 
     def read(self) -> RawDataset:
         return self.read_layout(self.root)
@@ -109,7 +110,7 @@ class FolderReader:
         subdirs = [p for p in children if p.is_dir()]
         csvs = [p for p in children if p.is_file() and p.suffix.lower() == ".csv"]
         if any(p.name == ATTRIBUTES_FILE for p in csvs):
-            return read_celeba(folder, self.shown(folder), self.max_side)
+            return read_celeba(folder, self.shown(folder), self.max_side, self.scratch)
         if any(d.name.lower() in USAGE_NAMES for d in subdirs):
             self.read_splits(folder, subdirs)
             return self.collected()
@@ -131,9 +132,10 @@ class FolderReader:
         leaves it out)."""
         classes = default_order(self.class_folders)
         index = {name: k for k, name in enumerate(classes)}
-        labels = [index[name] for name in self.class_names]
-        return RawDataset(self.images, labels, self.usage, self.source, LabelSet("expression", tuple(classes)),
-                          self.skipped, self.sixteen_bit)
+        images, rows, sixteen_bit = decode_all(self.files, self.max_side, self.scratch)
+        return RawDataset(images, [index[self.class_names[i]] for i in rows], [self.usage[i] for i in rows],
+                          [self.shown(self.files[i]) for i in rows], LabelSet("expression", tuple(classes)),
+                          len(self.files) - len(rows), sixteen_bit)
 
     def read_splits(self, folder: Path, subdirs: list[Path]) -> None:
         for split in subdirs:
@@ -149,18 +151,9 @@ class FolderReader:
             self.class_folders.add(name)
             for file in files_under(class_dir):
                 if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file():
-                    self.add_image(file, name, usage)
-
-    def add_image(self, file: Path, name: str, usage: str) -> None:
-        decoded = load_grey(file, self.max_side)
-        if decoded is None:
-            self.skipped += 1
-            return
-        self.sixteen_bit += decoded.bits == 16
-        self.images.append(decoded.grey)
-        self.class_names.append(name)
-        self.usage.append(usage)
-        self.source.append(self.shown(file))
+                    self.files.append(file)
+                    self.class_names.append(name)
+                    self.usage.append(usage)
 
 
 def read_csv(file: Path | zipfile.Path, shown_as: str) -> RawDataset:
