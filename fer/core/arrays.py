@@ -112,9 +112,9 @@ class NpyRows:
             yield from self.read(start, start + chunk_rows(self))
 
 
-# Rows read or written at once when streaming: a few tens of MB, so that memory stays flat while the
+# Rows read or written at once when streaming: a few MB, so that memory stays flat while the
 # per-call overhead stays small.
-CHUNK_BYTES = 32 * 2**20
+CHUNK_BYTES = 8 * 2**20
 
 
 def chunk_rows(images) -> int:
