@@ -73,13 +73,18 @@ class ImageSpool:
         self.shapes.append(grey.shape)
         self.writer.append(np.ravel(grey))
 
-    def images(self) -> RaggedImages:
+    def pixels(self) -> NpyRows:
+        """Every pixel added, back to back, to be read: the spool takes no more."""
         self.writer.__exit__(None)
         pixels = NpyRows(self.path, "a scratch file of decoded images")
-        weakref.finalize(pixels, os.unlink, self.path)  # every subset of the images shares this reader
+        weakref.finalize(pixels, os.unlink, self.path)  # every image read from the spool shares this reader
+        return pixels
+
+    def images(self) -> RaggedImages:
+        """The images added, in order."""
         shapes = np.array(self.shapes, dtype=np.int64).reshape(-1, 2)
         sizes = shapes[:, 0] * shapes[:, 1]
-        return RaggedImages(pixels, shapes[:, 0], shapes[:, 1], np.cumsum(sizes) - sizes)
+        return RaggedImages(self.pixels(), shapes[:, 0], shapes[:, 1], np.cumsum(sizes) - sizes)
 
 
 @dataclass

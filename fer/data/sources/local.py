@@ -15,7 +15,7 @@ import pandas as pd
 
 from fer.core.errors import FerError, one_line
 from fer.core.labels import EMOTIONS, FER2013, LabelSet, class_name, default_order
-from fer.data.rawdata import TEST, TRAIN, VAL, RawDataset
+from fer.data.rawdata import TEST, TRAIN, VAL, ImageSpool, RaggedImages, RawDataset
 from fer.data.sources.celeba import ATTRIBUTES_FILE, read_celeba
 from fer.data.sources.files import IMAGE_SUFFIXES, decode_all, files_under, visible_children
 
@@ -54,7 +54,7 @@ def read_local(path: str | Path, kind: str, max_side: int, scratch: Path | None 
     if not (path.is_dir() if kind == "folder" else path.is_file()):
         raise FerError(f"{path}: not found; expected {EXPECTED[kind]}")
     if kind == "csv":
-        dataset = read_csv(path, str(path))
+        dataset = read_csv(path, str(path), scratch)
     elif kind == "zip":
         dataset = read_zip(path, max_side, scratch)
     else:
@@ -118,7 +118,7 @@ class FolderReader:
             self.read_class_folders(folder, usage="")
             return self.collected()
         if len(csvs) == 1 and not subdirs:
-            return read_csv(csvs[0], self.shown(csvs[0]))
+            return read_csv(csvs[0], self.shown(csvs[0]), self.scratch)
         if len(subdirs) == 1 and not csvs:
             # A lone wrapper folder, e.g. archive.zip -> fer2013/train/...
             return self.read_layout(subdirs[0])
@@ -156,50 +156,48 @@ class FolderReader:
                     self.usage.append(usage)
 
 
-def read_csv(file: Path | zipfile.Path, shown_as: str) -> RawDataset:
-    """fer2013.csv-style table; malformed rows are skipped and counted, sources are "<file>:<row>"."""
+def read_csv(file: Path | zipfile.Path, shown_as: str, scratch: Path | None) -> RawDataset:
+    """fer2013.csv-style table; malformed rows are skipped and counted, sources are "<file>:<row>".
+
+    Read PIXEL_BLOCK_ROWS rows at a time, their pixel values parsed into a spool in `scratch`, so that memory
+    holds one block of the file however long it is."""
+    spool, counts, labels, usage = ImageSpool(scratch), [], [], []
     try:
         with file.open("rb") as stream:
-            table = pd.read_csv(stream, dtype=str, keep_default_na=False)
+            for table in pd.read_csv(stream, dtype=str, keep_default_na=False, chunksize=PIXEL_BLOCK_ROWS):
+                found = ",".join(table.columns)
+                # icml_face_data.csv writes " Usage" and " pixels".
+                table.columns = table.columns.str.strip().str.lower()
+                if not {"emotion", "pixels"} <= set(table.columns):
+                    raise FerError(f"{shown_as}: expected columns emotion,pixels[,Usage], found {found}")
+                values, block_counts = parse_pixel_block(table["pixels"].tolist())
+                spool.add(values.reshape(1, -1))
+                counts.append(block_counts)
+                labels.append(pd.to_numeric(table["emotion"].str.strip(), errors="coerce").to_numpy())
+                usage += csv_usage(table, shown_as)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise FerError(f"{shown_as}: not a readable csv ({one_line(err)})") from None
-    found = ",".join(table.columns)
-    # icml_face_data.csv writes " Usage" and " pixels".
-    table.columns = table.columns.str.strip().str.lower()
-    if not {"emotion", "pixels"} <= set(table.columns):
-        raise FerError(f"{shown_as}: expected columns emotion,pixels[,Usage], found {found}")
-
-    values, counts = parse_pixel_rows(table["pixels"].tolist())
-    starts = np.cumsum(counts) - counts
+    counts = np.concatenate(counts) if counts else np.empty(0, np.int64)
+    labels = np.concatenate(labels) if labels else np.empty(0)
     side = square_side(counts, shown_as)
-    labels = pd.to_numeric(table["emotion"].str.strip(), errors="coerce").to_numpy()
     keep = (counts > 0) & (counts == side * side) & np.isin(labels, range(len(EMOTIONS)))
     rows = np.flatnonzero(keep)
-    usage = csv_usage(table, shown_as)
+    # The spool holds every well-formed row's values back to back: an image of side x side at its row's start.
+    starts = np.cumsum(counts) - counts
+    images = RaggedImages(spool.pixels(), np.full(len(rows), side), np.full(len(rows), side), starts[rows])
     return RawDataset(
-        [values[starts[i]:starts[i] + side * side].reshape(side, side) for i in rows],
+        images,
         labels[rows].astype(np.int64),
         [usage[i] for i in rows],
         [f"{shown_as}:{i}" for i in rows],
         FER2013,
-        skipped=len(table) - len(rows),
+        skipped=len(counts) - len(rows),
     )
 
 
-def parse_pixel_rows(rows: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Values of the well-formed rows, concatenated, and each row's value count (0 if malformed).
-
-    Parsed in blocks of rows to bound the temporary arrays (fer2013.csv holds 35,887 x 2304 values).
-    """
-    blocks = [parse_pixel_block(rows[i:i + PIXEL_BLOCK_ROWS]) for i in range(0, len(rows), PIXEL_BLOCK_ROWS)]
-    if not blocks:
-        return np.empty(0, np.uint8), np.empty(0, np.int64)
-    values, counts = zip(*blocks)
-    return np.concatenate(values), np.concatenate(counts)
-
-
 def parse_pixel_block(rows: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """parse_pixel_rows for one block, vectorised over the raw bytes (Python parsing takes minutes).
+    """Values of the block's well-formed rows, concatenated, and each row's value count (0 if malformed),
+    vectorised over the raw bytes (Python parsing takes minutes).
 
     A row is well-formed when it holds only digits and spaces and every number is 0..255.
     """
