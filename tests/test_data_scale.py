@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
+from fer.core.arrays import NpyAppender, NpyRows
 from fer.core.labels import FER2013
 from fer.data import rawdata
 from fer.data.subset import limit_images
@@ -53,3 +54,29 @@ def test_max_images_keeps_each_class_share_in_source_order():
     assert rows == sorted(rows) and all(subset.labels[k] == labels[r] for k, r in enumerate(rows))
     assert limit_images(dataset, 0, seed=0) is dataset and limit_images(dataset, n, seed=0) is dataset
     assert limit_images(dataset, 100, seed=1).source != subset.source
+
+
+def test_a_streamed_npy_file_is_what_np_save_writes_and_reads_back_by_rows(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (1001, 12, 10), dtype=np.uint8)
+    np.save(tmp_path / "saved.npy", images)
+    with NpyAppender(tmp_path / "streamed.npy", (12, 10)) as streamed:
+        for start in range(0, len(images), 100):
+            streamed.append(images[start : start + 100])
+    assert (tmp_path / "streamed.npy").read_bytes() == (tmp_path / "saved.npy").read_bytes()
+    rows = NpyRows(tmp_path / "streamed.npy", "test images")
+    assert len(rows) == 1001 and np.array_equal(rows[995:2000], images[995:])
+    assert np.array_equal(np.stack(list(rows)), images)
+
+
+def test_raw_images_read_back_whole_sliced_and_subset(tmp_path):
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (5 + i % 4, 7 - i % 3), dtype=np.uint8) for i in range(50)]
+    labels = np.arange(50) % len(FER2013.classes)
+    rawdata.save(rawdata.RawDataset(images, labels, [""] * 50, [str(i) for i in range(50)], FER2013), tmp_path / "raw")
+    loaded = rawdata.load(tmp_path / "raw")
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.images[0:50], images))
+    assert np.array_equal(loaded.images[-1], images[-1])
+    rows = np.array([3, 4, 40])
+    picked = loaded.subset(rows, labels[rows], FER2013)
+    assert all(np.array_equal(a, images[r]) for a, r in zip(picked.images[0:3], rows))
+    assert picked.source == ["3", "4", "40"]

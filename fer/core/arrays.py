@@ -24,36 +24,38 @@ def _header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
 
 
 class NpyAppender:
-    """A .npy file grown by appending rows (arrays of shape (k, *row_shape)); the header is written on close.
+    """A .npy file grown by appending rows (arrays of shape (k, *row_shape)); the header is written by finish().
 
     The file is byte for byte what np.save writes for the whole array, so outputs do not depend on whether
-    they were streamed. Used as a context manager; on an exception the partial file is left for the caller's
-    atomic_path to remove.
+    they were streamed. As a context manager it finishes on success; on an exception the partial file is left
+    for the caller's atomic_path to remove.
     """
 
     def __init__(self, path: str | os.PathLike, row_shape: tuple[int, ...], dtype=np.uint8):
         self.path, self.row_shape, self.dtype = Path(path), tuple(row_shape), np.dtype(dtype)
         self.rows = 0
         self.reserved = len(_header(self.dtype, (0, *self.row_shape)))
-        self.file = open(self.path, "wb")  # noqa: SIM115 (closed in __exit__)
+        self.file = open(self.path, "wb")  # noqa: SIM115 (closed by finish or __exit__)
         self.file.write(b"\0" * self.reserved)
 
     def append(self, rows: np.ndarray) -> None:
         rows = np.ascontiguousarray(rows, dtype=self.dtype)
         if rows.shape[1:] != self.row_shape:
             raise ValueError(f"{self.path}: rows of shape {rows.shape[1:]} appended to rows of {self.row_shape}")
-        self.file.write(rows.tobytes())
+        self.file.write(rows.data)
         self.rows += len(rows)
 
     def __enter__(self):
         return self
 
     def __exit__(self, kind, *_):
-        self.file.close()
         if kind is None:
-            self._write_header()
+            self.finish()
+        self.file.close()
 
-    def _write_header(self) -> None:
+    def finish(self) -> None:
+        """Close the file with its header: it then holds every row appended."""
+        self.file.close()
         header = _header(self.dtype, (self.rows, *self.row_shape))
         # np.save pads its header to 128 bytes for any shape below ~10^40 elements, so it fits the reserved space.
         if len(header) != self.reserved:

@@ -75,7 +75,7 @@ class ImageSpool:
 
     def pixels(self) -> NpyRows:
         """Every pixel added, back to back, to be read: the spool takes no more."""
-        self.writer.__exit__(None)
+        self.writer.finish()
         pixels = NpyRows(self.path, "a scratch file of decoded images")
         weakref.finalize(pixels, os.unlink, self.path)  # every image read from the spool shares this reader
         return pixels
