@@ -77,7 +77,8 @@ class ImageSpool:
         """Every pixel added, back to back, to be read: the spool takes no more."""
         self.writer.finish()
         pixels = NpyRows(self.path, "a scratch file of decoded images")
-        weakref.finalize(pixels, os.unlink, self.path)  # every image read from the spool shares this reader
+        # Every image read from the spool shares this reader; the scratch folder may have gone first.
+        weakref.finalize(pixels, self.path.unlink, True)  # missing_ok
         return pixels
 
     def images(self) -> RaggedImages:
