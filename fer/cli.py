@@ -1,6 +1,7 @@
 """The `fer` command: tools that sit beside the DVC pipeline."""
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ def _bench(args) -> None:
     unknown = [n for n in names if n not in params.models]
     if unknown:
         raise FerError(f"--models: unknown {unknown[0]!r}; valid names: {', '.join(params.models)}")
-    data = generate(args.images, 48, seed=0)
+    data = generate(args.images, 48, 0, photo=False)
     images, labels = np.stack(data.images), data.labels
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CUDA: "
           f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}; "
@@ -84,6 +85,19 @@ def _bench_faces(args) -> None:
     if args.photos:
         print(markdown(bench_drawn_photos(params.align, args.photos, args.photo_repeats)), flush=True)
     print(markdown(bench_faces(params.align.min_face, params.predict.min_face_fraction, args.repeats)))
+    print(f"load average after: {_load_average()} (other processes on the machine show up here)")
+
+
+def _bench_data(args) -> None:
+    from fer.tools.bench_data import bench_data, markdown
+
+    if args.scale <= 0:
+        raise FerError(f"--scale: {args.scale}; expected a share of the full sizes above 0 (1 = full size)")
+    if args.root.exists() and any(args.root.iterdir()):
+        raise FerError(f"--root: {args.root} is not empty; expected a new folder for the stand-ins (several GB "
+                       "at full size)")
+    print(f"{os.cpu_count()} CPUs; load average before: {_load_average()}", flush=True)
+    print(markdown(bench_data(args.root, args.scale, tuple(args.only))))
     print(f"load average after: {_load_average()} (other processes on the machine show up here)")
 
 
@@ -228,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     faces.add_argument("--photo-repeats", type=int, default=3, help="timed align runs over the drawn photos")
     faces.add_argument("--params", default=PARAMS_FILE, help="its align section and predict.min_face_fraction")
     faces.set_defaults(run=_bench_faces)
+    data = commands.add_parser("bench-data", help="the data stages on full-size stand-ins of FER2013, Human Face "
+                                                  "Emotions and CelebA: wall time and peak memory per stage")
+    data.add_argument("--scale", type=float, default=1.0, help="share of the real datasets' image counts")
+    data.add_argument("--root", type=Path, default=Path("bench-data"), help="a new folder for the stand-ins")
+    data.add_argument("--only", nargs="*", default=[], choices=["fer2013_csv", "human_face_emotions", "celeba"])
+    data.set_defaults(run=_bench_data)
     report = commands.add_parser("report", help="pull-request markdown: params, metric changes per model, leaderboard")
     report.add_argument("--rev", default="main", help="the git revision to compare the workspace with")
     report.add_argument("--repo", default=".")

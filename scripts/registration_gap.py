@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from fer.core.params import load_params
+from fer.data.aligning import align_all
 from fer.data.datasets import load_split, save_splits
-from fer.data.faces import align_all
 from fer.data.sources.synthetic import generate
-from fer.data.splitting import SPLITS, stratified_assignment
+from fer.data.splitting import stratified_assignment
 from fer.evaluate.evaluation import evaluate_checkpoint
 from fer.runtime.face_detector import face_detector
 from fer.train.job import TrainJob
@@ -35,8 +35,8 @@ def main():
     args = cli.parse_args()
     params = load_params(args.params)
     a, s = params.align, params.synthetic
-    crops = generate(args.images, a.size, params.seed)
-    photos = generate(args.images, a.size, params.seed, photo=True, photo_size=s.photo_size)
+    crops = generate(args.images, a.size, params.seed, photo=False)
+    photos = generate(args.images, s.photo_size, params.seed, photo=True)
     assert np.array_equal(crops.labels, photos.labels)
     labels = np.asarray(crops.labels)
     assignment = stratified_assignment(labels, np.arange(len(labels)), params.split.val, params.split.test,
@@ -47,13 +47,13 @@ def main():
         if method is None:
             images, detected = np.stack(crops.images), float("nan")
         else:
-            result = align_all(photos.images, face_detector(method, a.min_face), a.size, a.margin, crop,
-                               "resize", a.batch_size)
+            result = align_all(photos.images, face_detector(method, a.min_face),
+                               a.model_copy(update={"crop": crop, "on_miss": "resize"}))
             images, detected = result.images, result.detected.mean()
         seconds = time.perf_counter() - start
         with tempfile.TemporaryDirectory() as tmp:
             split = Path(tmp) / "split"
-            save_splits(split, images, pd.DataFrame({"label": labels}), assignment, SPLITS, crops.label_set)
+            save_splits(split, images, pd.DataFrame({"label": labels}), assignment, crops.label_set)
             train_model(TrainJob.from_params(params, args.model, params.seed, split), Path(tmp) / "model.pt")
             result, _ = evaluate_checkpoint(Path(tmp) / "model.pt", *load_split(split, "test"), crops.label_set,
                                             params.evaluate)

@@ -7,8 +7,9 @@ import numpy as np
 from fer.core.errors import one_line_errors
 from fer.core.params import load_params
 from fer.core.storage import write_json
-from fer.data.datasets import load_labelled, save_splits
-from fer.data.splitting import SPLITS, duplicate_groups, original_assignment, stratified_assignment
+from fer.data.datasets import image_rows, load_manifest, manifest_labels, save_splits
+from fer.data.rawdata import SPLITS
+from fer.data.splitting import duplicate_groups, original_assignment, stratified_assignment
 
 
 @one_line_errors
@@ -21,14 +22,16 @@ def main():
 
     params = load_params()
     p = params.split
-    images, manifest, label_set, labels = load_labelled(args.aligned)
+    # The images stay on disk, read a chunk at a time: memory does not grow with the dataset.
+    images, manifest = image_rows(args.aligned), load_manifest(args.aligned)
+    label_set, labels = manifest_labels(args.aligned, manifest)
     strata = label_set.head.strata(labels)
     owner = duplicate_groups(images)
     if p.strategy == "original":
         assignment = original_assignment(manifest["usage"].to_numpy(), strata, owner, p.val, params.seed)
     else:
         assignment = stratified_assignment(strata, owner, p.val, p.test, params.seed)
-    save_splits(args.out, images, manifest, assignment, SPLITS, label_set)
+    save_splits(args.out, images, manifest, assignment, label_set)
     write_json(args.metrics, {
         "strategy": p.strategy,
         "duplicates": int((owner != np.arange(len(owner))).sum()),

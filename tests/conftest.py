@@ -40,7 +40,7 @@ def tiny_split(tmp_path_factory):
     """Small synthetic train and val splits on disk."""
     root = tmp_path_factory.mktemp("tiny") / "split"
     for name, seed in (("train", 1), ("val", 2)):
-        ds = generate(210 if name == "train" else 70, 48, seed)
+        ds = generate(210 if name == "train" else 70, 48, seed, photo=False)
         save_images(root / name, np.stack(ds.images), pd.DataFrame({"label": ds.labels, "source": ds.source}),
                     ds.label_set)
     return root

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO_PARAMS
 from sklearn.linear_model import LogisticRegression
 
 from fer.core.errors import FerError
@@ -25,10 +26,12 @@ N_FACES = 40
 KAGGLE_IMAGES = "img_align_celeba/img_align_celeba"
 ATTRIBUTES_CSV, PARTITION_CSV = "list_attr_celeba.csv", "list_eval_partition.csv"
 
+MAX_SIDE = REPO_PARAMS.data.max_side
+
 
 @pytest.fixture(scope="module")
 def faces():
-    return generate_attributes(N_FACES, seed=1)
+    return generate_attributes(N_FACES, 48, 1)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +88,7 @@ def test_a_single_img_align_celeba_folder_reads_through_read_local(faces, celeba
     (celeba / KAGGLE_IMAGES).rename(celeba / "images")
     (celeba / "img_align_celeba").rmdir()
     (celeba / "images").rename(celeba / "img_align_celeba")
-    ds = read_local(celeba, "folder")
+    ds = read_local(celeba, "folder", MAX_SIDE)
     assert np.array_equal(ds.labels, faces.labels)
     assert ds.usage == partition_usages(celeba)
     assert ds.source[0] == f"{celeba}/img_align_celeba/000001.jpg"
@@ -97,7 +100,7 @@ def test_a_zip_of_the_layout_in_a_wrapper_folder_reads_in_place(faces, layout, t
         for file in sorted(layout.rglob("*")):
             if file.is_file():
                 zipped.write(file, f"archive/{file.relative_to(layout).as_posix()}")
-    ds = read_local(archive, "zip")
+    ds = read_local(archive, "zip", MAX_SIDE)
     assert np.array_equal(ds.labels, faces.labels)
     assert ds.usage == partition_usages(layout)
     assert ds.source[0] == f"{archive}/archive/{KAGGLE_IMAGES}/000001.jpg"
@@ -156,7 +159,7 @@ BAD_INPUTS = {
 def test_bad_tables_are_one_line_errors_naming_file_and_cell(celeba, file, change, message):
     edit_csv(celeba / file, change)
     with pytest.raises(FerError, match=f"^{re.escape(str(celeba))}/{message}") as raised:
-        read_local(celeba, "folder")
+        read_local(celeba, "folder", MAX_SIDE)
     assert "\n" not in str(raised.value)
 
 
@@ -165,7 +168,7 @@ def test_no_images_folder_is_a_one_line_error(celeba):
     expected = (f"^{re.escape(str(celeba))}: no img_align_celeba/ folder beside list_attr_celeba.csv; expected the "
                 "images in img_align_celeba/img_align_celeba/")
     with pytest.raises(FerError, match=expected) as raised:
-        read_local(celeba, "folder")
+        read_local(celeba, "folder", MAX_SIDE)
     assert "\n" not in str(raised.value)
 
 
@@ -173,17 +176,17 @@ def test_no_images_folder_is_a_one_line_error(celeba):
 
 @pytest.fixture(scope="module")
 def train_and_test():
-    return generate_attributes(1200, seed=1), generate_attributes(400, seed=2)
+    return generate_attributes(1200, 48, 1), generate_attributes(400, 48, 2)
 
 
 def test_attribute_faces_are_deterministic_in_the_seed():
-    a, b, other = (generate_attributes(30, seed=seed) for seed in (4, 4, 5))
+    a, b, other = (generate_attributes(30, 48, seed) for seed in (4, 4, 5))
     assert np.array_equal(np.stack(a.images), np.stack(b.images)) and np.array_equal(a.labels, b.labels)
     assert not np.array_equal(np.stack(a.images), np.stack(other.images))
     assert a.label_set == LabelSet("attributes", ATTRIBUTES)
     assert {im.shape for im in a.images} == {(48, 48)} and a.images[0].dtype == np.uint8
     assert a.usage == [""] * 30 and a.source[:2] == ["synthetic:0", "synthetic:1"]
-    assert {im.shape for im in generate_attributes(3, image_size=64).images} == {(64, 64)}
+    assert {im.shape for im in generate_attributes(3, 64, 0).images} == {(64, 64)}
 
 
 def test_attribute_prevalences_are_near_their_targets(train_and_test):
@@ -215,7 +218,7 @@ def test_attributes_are_visible_yet_not_all_linear(train_and_test):
 def test_expression_faces_are_unchanged():
     """generate's output before the renderer was shared with the attribute faces: its labels exactly, and its
     images by their means (exact pixels may differ by a rounding between CPUs' float paths)."""
-    ds = generate(300, 48, seed=1)
+    ds = generate(300, 48, 1, photo=False)
     assert hashlib.sha256(ds.labels.astype("<i8").tobytes()).hexdigest() == (
         "1578d5d0992b878eab3b645884a0eb8b7c8fa67cf7b72d385441c637eea88d2e")
     means = np.stack(ds.images)[:12].mean(axis=(1, 2))
@@ -229,7 +232,7 @@ def test_cli_writes_a_layout_that_reads_back(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{out}: 50 synthetic 48x48 faces") and done.stdout.count("\n") == 1
-    ds = read_local(out, "folder")
+    ds = read_local(out, "folder", MAX_SIDE)
     assert len(ds) == 50 and ds.label_set.classes == ATTRIBUTES
-    assert np.array_equal(ds.labels, generate_attributes(50, seed=0).labels)
+    assert np.array_equal(ds.labels, generate_attributes(50, 48, 0).labels)
     assert Counter(ds.usage) == {"train": 40, "val": 5, "test": 5}

@@ -4,20 +4,14 @@ from itertools import chain
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO_PARAMS
+from conftest import REPO, REPO_PARAMS
 
 from fer.core.errors import FerError
-from fer.data.faces import (
-    FIVE_POINT_TEMPLATE,
-    Face,
-    align_all,
-    align_face,
-    alignment_matrix,
-    detect_faces,
-    eye_tilt_degrees,
-    resize_only,
-    save_sample_grid,
-)
+from fer.core.params import load_params
+from fer.data.aligning import align_all
+from fer.data.faces import FIVE_POINT_TEMPLATE, Face, align_face, alignment_matrix, eye_tilt_degrees, resize_only
+from fer.data.haar import detect_faces
+from fer.data.sample_grid import save_sample_grid
 from fer.runtime import face_detector as face_detector_module
 from fer.runtime.face_detector import face_detector
 from fer.tools.bench_faces import (
@@ -43,6 +37,13 @@ def lfw():
     return lfw_subset()
 
 
+MIN_FACE = REPO_PARAMS.align.min_face
+
+
+def align_params(**overrides):
+    """The repository's align: section (margin 0.15, landmark crops) with `overrides`."""
+    return REPO_PARAMS.align.model_copy(update=overrides)
+
 def rotated(gray, degrees):
     """`gray` turned counter-clockwise on screen by `degrees` about its centre (OpenCV convention)."""
     h, w = gray.shape
@@ -51,7 +52,7 @@ def rotated(gray, degrees):
 
 
 def the_face(gray):
-    faces = detect_faces(gray)
+    faces = detect_faces(gray, MIN_FACE)
     assert len(faces) == 1
     assert faces[0].eyes is not None
     return faces[0]
@@ -80,12 +81,12 @@ def test_align_face_levels_the_eyes_of_a_rotated_face(astronaut, degrees):
     image = rotated(astronaut, degrees)
     face = the_face(image)
 
-    matrix, side = alignment_matrix(face, margin=0.15)
+    matrix, side = alignment_matrix(face, margin=0.15, crop="landmarks")
     eyes_in_crop = [matrix @ (x, y, 1.0) for x, y in face.eyes]
     assert eyes_in_crop[0][1] == pytest.approx(eyes_in_crop[1][1], abs=1e-6)
     assert all(0 < coord < side for point in eyes_in_crop for coord in point)
 
-    aligned = align_face(image, face, size=128, margin=0.15)
+    aligned = align_face(image, face, size=128, margin=0.15, crop="landmarks")
     assert aligned.shape == (128, 128) and aligned.dtype == np.uint8
     # An independent check: the detector itself sees level eyes in the aligned crop.
     assert abs(eye_tilt_degrees(the_face(aligned).eyes)) < 4
@@ -93,12 +94,12 @@ def test_align_face_levels_the_eyes_of_a_rotated_face(astronaut, degrees):
 
 def test_align_face_pads_a_face_that_reaches_past_the_image_edge(astronaut):
     corner_face = Face(box=(-20, -10, 80, 80), landmarks=None, score=1.0)
-    aligned = align_face(astronaut, corner_face, size=48, margin=0.25)
+    aligned = align_face(astronaut, corner_face, size=48, margin=0.25, crop="landmarks")
     assert aligned.shape == (48, 48) and aligned.dtype == np.uint8
 
 
 def test_haar_finds_small_faces_and_rejects_non_faces(lfw):
-    result = align_all(lfw, face_detector("haar", 12), size=48, margin=0.15, crop="landmarks", on_miss="drop")
+    result = align_all(lfw, face_detector("haar", 12), align_params(size=48, on_miss="drop"))
     faces, non_faces = result.detected[:100], result.detected[100:]
     assert faces.mean() >= 0.8
     assert non_faces.mean() <= 0.05
@@ -117,7 +118,7 @@ def test_boxes_of_upscaled_small_images_map_back_into_the_image(lfw):
 
 def test_haar_misses_are_resized_when_asked(lfw):
     images = lfw[95:105]
-    result = align_all(images, face_detector("haar", 12), size=32, margin=0.15, crop="landmarks", on_miss="resize")
+    result = align_all(images, face_detector("haar", 12), align_params(size=32, on_miss="resize"))
     assert result.kept.all()
     assert result.images.shape == (10, 32, 32)
     missed = np.flatnonzero(~result.detected)
@@ -130,7 +131,7 @@ def test_resize_leaves_a_registered_face_unchanged(astronaut):
     face48 = cv2.resize(astronaut[66:163, 177:274], (48, 48), interpolation=cv2.INTER_AREA)
     assert np.array_equal(resize_only(face48, 48), face48)
 
-    result = align_all([face48], None, size=48, margin=0.15, crop="landmarks", on_miss="drop")
+    result = align_all([face48], None, align_params(size=48, on_miss="drop"))
     assert np.array_equal(result.images[0], face48)
     assert not result.detected.any() and not result.registered.any() and result.kept.all()
 
@@ -147,9 +148,13 @@ def test_resize_crops_the_centre_square_of_a_wide_image(astronaut):
     "crop, on_miss, named, allowed",
     [("eyes", "drop", "align.crop", "landmarks"), ("box", "skip", "align.on_miss", "resize")],
 )
-def test_unknown_choices_name_the_param_and_the_allowed_values(astronaut, crop, on_miss, named, allowed):
+def test_unknown_choices_name_the_param_and_the_allowed_values(tmp_path, crop, on_miss, named, allowed):
+    # align_all takes validated AlignParams: a wrong choice stops at the params, naming the key.
+    text = (REPO / "params.yaml").read_text()
+    text = text.replace("crop: landmarks ", f"crop: {crop} ", 1).replace("on_miss: resize ", f"on_miss: {on_miss} ", 1)
+    (tmp_path / "params.yaml").write_text(text)
     with pytest.raises(FerError, match=named) as err:
-        align_all([astronaut], None, size=48, margin=0.15, crop=crop, on_miss=on_miss)
+        load_params(tmp_path / "params.yaml")
     assert allowed in str(err.value)
 
 
@@ -195,7 +200,7 @@ def test_detection_from_many_threads_never_misses(astronaut):
 
 
 def test_min_face_fraction_skips_faces_small_against_the_photo(astronaut):
-    (face,) = detect_faces(astronaut)
+    (face,) = detect_faces(astronaut, MIN_FACE)
     side = max(face.box[2:])
     assert len(detect_faces(astronaut, 20, min_face_fraction=0.9 * side / 512)) == 1
     assert detect_faces(astronaut, 20, min_face_fraction=2 * side / 512) == []
@@ -244,7 +249,7 @@ def test_five_point_alignment_puts_the_landmarks_on_the_template(degrees, mtcnn)
     moved = np.array([matrix @ (x, y, 1.0) for x, y in face.landmarks])
     assert np.abs(moved - FIVE_POINT_TEMPLATE * side).max() < 0.06 * side
     # An independent check: the detector sees level eyes in the aligned (upscaled) crop.
-    aligned = align_face(rotated(astronaut(), degrees), face, size=160, margin=0.15)
+    aligned = align_face(rotated(astronaut(), degrees), face, size=160, margin=0.15, crop="landmarks")
     (again,) = mtcnn([aligned])[0]
     assert abs(eye_tilt_degrees(again.eyes)) < 5
 
@@ -264,7 +269,7 @@ def test_mtcnn_from_many_threads_finds_the_same_faces(mtcnn):
 
 def test_batches_find_what_single_images_find(lfw, mtcnn):
     one_by_one = [mtcnn([img])[0] for img in lfw[90:110]]
-    result = align_all(lfw[90:110], mtcnn, size=48, margin=0.15, crop="landmarks", on_miss="drop", batch_size=7)
+    result = align_all(lfw[90:110], mtcnn, align_params(size=48, on_miss="drop", batch_size=7))
     assert list(result.detected) == [bool(faces) for faces in one_by_one]
     assert [f.box for f in result.faces if f] == [faces[0].box for faces in one_by_one if faces]
     assert np.array_equal(result.registered, result.detected)
@@ -334,7 +339,7 @@ def test_a_reframed_photo_keeps_its_face_at_the_moved_landmarks():
 def test_sample_grid_marks_the_landmarks_on_the_original(tmp_path, mtcnn):
     photo = astronaut()
     face = mtcnn([photo])[0][0]
-    after = np.stack([align_face(photo, face, 64, 0.15)])
+    after = np.stack([align_face(photo, face, 64, 0.15, "landmarks")])
     save_sample_grid([photo], after, tmp_path / "grid.png", n=1, faces=[face])
     grid = cv2.imread(str(tmp_path / "grid.png"), cv2.IMREAD_UNCHANGED)
     scale = 64 / 512

@@ -39,6 +39,7 @@ class DataParams(_Section):
     path: str
     kaggle_dataset: str
     max_side: int = Field(ge=16)
+    max_images: int = Field(ge=0)  # 0: every image; else a subset of this many, each class keeping its share
     # null: the classes the data has; a list: which of them, in this order; a mapping: source name -> class
     classes: list[str] | dict[str, str] | None
 

@@ -67,6 +67,19 @@ def _exchange(a: Path, b: Path) -> bool:
                                                rename_exchange) == 0
 
 
+@contextlib.contextmanager
+def scratch_folder(target: str | os.PathLike):
+    """Yield an empty folder beside `target` (on its disk) for a writer's scratch files; it goes on exit, and a
+    killed writer's is removed by the next atomic_path(target)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def write_json(path: str | os.PathLike, data) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")

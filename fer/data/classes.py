@@ -28,9 +28,7 @@ def select_classes(raw: RawDataset, declared: list[str] | dict[str, str] | None)
     labels, keep = raw.label_set.head.relabel(raw.labels, renamed, classes)
     rows = np.flatnonzero(keep)
     _enough_classes(LabelSet(raw.label_set.task, classes), PARAM)
-    return RawDataset([raw.images[i] for i in rows], labels[rows], [raw.usage[i] for i in rows],
-                      [raw.source[i] for i in rows], LabelSet(raw.label_set.task, classes), raw.skipped,
-                      raw.sixteen_bit)
+    return raw.subset(rows, labels[rows], LabelSet(raw.label_set.task, classes))
 
 
 def check_task(dataset: RawDataset, task: str, source: str) -> None:

@@ -2,35 +2,103 @@
 
 Images of any size are stored as one ragged array (all pixels concatenated, grey uint8) plus a CSV
 manifest with one row per image, because DVC handles a few large files far better than thousands of
-small ones.
+small ones. Both are written and read a chunk of images at a time, so memory does not grow with the dataset.
 """
 
+import os
+import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from fer.core.arrays import NpyAppender, NpyRows
 from fer.core.errors import FerError, one_line
 from fer.core.labels import LabelSet
-from fer.core.storage import atomic_path, existing_file, load_array
+from fer.core.storage import atomic_path, existing_file
 
 PIXELS = "pixels.npy"
-MANIFEST = "manifest.csv"
-USAGES = ("train", "val", "test", "")  # "" = no split given by the source
+MANIFEST = "manifest.csv"  # every dataset folder's manifest: raw, aligned and each split
+# The pipeline's splits, in order; a source's usage is one of them, or "" where the source gives none.
+SPLITS = ("train", "val", "test")
+TRAIN, VAL, TEST = SPLITS
+SAVE_CHUNK = 1024  # images read at once when writing a raw folder
 SYNTHETIC_SOURCE = "synthetic:"  # the `source` of a drawn face (fer.data.sources.synthetic): this, then its index
+
+
+class RaggedImages:
+    """Images of varied sizes stored one after another in a 1-D pixel file, read on demand: an index gives one
+    image, a slice a list of them (neighbours are read in one go). `subset` picks rows without reading any."""
+
+    def __init__(self, pixels: NpyRows, heights: np.ndarray, widths: np.ndarray, offsets: np.ndarray):
+        self.pixels, self.heights, self.widths, self.offsets = pixels, heights, widths, offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def subset(self, rows) -> "RaggedImages":
+        return RaggedImages(self.pixels, self.heights[rows], self.widths[rows], self.offsets[rows])
+
+    def __getitem__(self, index):
+        if not isinstance(index, slice):
+            row = range(len(self))[index]
+            return self[row:row + 1][0]
+        rows = range(*index.indices(len(self)))
+        sizes = self.heights[rows] * self.widths[rows]
+        if not rows:
+            return []
+        start, stop = self.offsets[rows].min(), (self.offsets[rows] + sizes).max()
+        if stop - start > 2 * sizes.sum():  # rows far apart (a subset): read each alone
+            return [self.pixels.read(self.offsets[i], self.offsets[i] + size).reshape(self.heights[i], self.widths[i])
+                    for i, size in zip(rows, sizes)]
+        block = self.pixels.read(start, stop)
+        return [block[self.offsets[i] - start:][:size].reshape(self.heights[i], self.widths[i])
+                for i, size in zip(rows, sizes)]
+
+
+class ImageSpool:
+    """Decoded images written to a scratch file as a source reads them, then read back as RaggedImages: a source
+    of any size holds none of its images in memory. The file goes when the images that read it are gone."""
+
+    def __init__(self, scratch: str | Path | None):
+        handle, name = tempfile.mkstemp(prefix=".spool-", suffix=".npy", dir=scratch)
+        os.close(handle)
+        self.path = Path(name)
+        self.writer = NpyAppender(self.path, ())
+        self.shapes: list[tuple[int, int]] = []
+
+    def add(self, grey: np.ndarray) -> None:
+        self.shapes.append(grey.shape)
+        self.writer.append(np.ravel(grey))
+
+    def pixels(self) -> NpyRows:
+        """Every pixel added, back to back, to be read: the spool takes no more."""
+        self.writer.finish()
+        pixels = NpyRows(self.path, "a scratch file of decoded images")
+        # Every image read from the spool shares this reader; the scratch folder may have gone first.
+        weakref.finalize(pixels, self.path.unlink, True)  # missing_ok
+        return pixels
+
+    def images(self) -> RaggedImages:
+        """The images added, in order."""
+        shapes = np.array(self.shapes, dtype=np.int64).reshape(-1, 2)
+        sizes = shapes[:, 0] * shapes[:, 1]
+        return RaggedImages(self.pixels(), shapes[:, 0], shapes[:, 1], np.cumsum(sizes) - sizes)
 
 
 @dataclass
 class RawDataset:
     """Grey images of varied sizes with their labels.
 
-    images: list of 2-D uint8 arrays; labels: indices into label_set.classes (N,), or (N, K) 0/1 attributes;
+    images: 2-D uint8 arrays (a list, or RaggedImages reading them from disk); labels: indices into
+    label_set.classes (N,), or (N, K) 0/1 attributes;
     usage: the split the source assigned ("" if none); source: where each image came from (file path or csv
     row), for error messages.
     """
 
-    images: list
+    images: list | RaggedImages
     labels: np.ndarray
     usage: list
     source: list
@@ -47,14 +115,33 @@ class RawDataset:
     def __len__(self):
         return len(self.images)
 
+    def subset(self, rows: np.ndarray, labels: np.ndarray, label_set: LabelSet) -> "RawDataset":
+        """These rows (ascending indices), relabelled; the images are not read."""
+        images = self.images.subset(rows) if isinstance(self.images, RaggedImages) else \
+            [self.images[i] for i in rows]
+        return RawDataset(images, labels, [self.usage[i] for i in rows], [self.source[i] for i in rows], label_set,
+                          self.skipped, self.sixteen_bit)
+
 
 def save(ds: RawDataset, out_dir: str | Path) -> None:
     if len(ds) == 0:
         raise FerError(f"{out_dir}: refusing to write an empty dataset")
-    shapes = np.array([im.shape for im in ds.images], dtype=np.int64).reshape(-1, 2)
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        with NpyAppender(tmp / PIXELS, ()) as pixels:
+            shapes = np.empty((len(ds), 2), dtype=np.int64)
+            for start in range(0, len(ds), SAVE_CHUNK):
+                for i, image in enumerate(ds.images[start:start + SAVE_CHUNK], start):
+                    shapes[i] = image.shape
+                    pixels.append(np.ravel(image))
+        _manifest(ds, shapes).to_csv(tmp / MANIFEST, index=False)
+        ds.label_set.save(tmp)
+
+
+def _manifest(ds: RawDataset, shapes: np.ndarray) -> pd.DataFrame:
     sizes = shapes[:, 0] * shapes[:, 1]
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    manifest = pd.DataFrame({
+    return pd.DataFrame({
         **ds.label_set.columns(ds.labels),
         "usage": ds.usage,
         "height": shapes[:, 0],
@@ -62,11 +149,6 @@ def save(ds: RawDataset, out_dir: str | Path) -> None:
         "offset": offsets,
         "source": ds.source,
     })
-    with atomic_path(out_dir) as tmp:
-        tmp.mkdir()
-        np.save(tmp / PIXELS, np.concatenate([np.ascontiguousarray(im, np.uint8).ravel() for im in ds.images]))
-        manifest.to_csv(tmp / MANIFEST, index=False)
-        ds.label_set.save(tmp)
 
 
 def read_manifest(path: Path, what: str, **read_csv_options) -> pd.DataFrame:
@@ -83,14 +165,11 @@ def load(in_dir: str | Path) -> RawDataset:
     if not in_dir.is_dir():
         raise FerError(f"{in_dir}: not found; expected the raw dataset folder of the fetch stage ({PIXELS}, "
                        f"{MANIFEST} and its label set): run dvc repro fetch")
-    pixels = load_array(in_dir / PIXELS, "the fetched images (every pixel concatenated: a 1-D uint8 .npy array)",
-                        mmap_mode="r")
+    pixels = NpyRows(in_dir / PIXELS, "the fetched images (every pixel concatenated: a 1-D uint8 .npy array)")
     m = read_manifest(in_dir / MANIFEST, "the manifest of the fetched images (a CSV, one row per image)",
                       dtype={"usage": str, "source": str})
     label_set = LabelSet.load(in_dir)
-    images = [
-        np.asarray(pixels[o:o + h * w]).reshape(h, w)
-        for o, h, w in zip(m["offset"], m["height"], m["width"])
-    ]
+    images = RaggedImages(pixels, m["height"].to_numpy(np.int64), m["width"].to_numpy(np.int64),
+                          m["offset"].to_numpy(np.int64))
     return RawDataset(images, label_set.from_columns(m, str(in_dir / MANIFEST)), list(m["usage"]), list(m["source"]),
                       label_set)

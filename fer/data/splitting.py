@@ -10,12 +10,12 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from fer.core.errors import FerError
+from fer.data.rawdata import SPLITS, TEST, TRAIN, VAL
 
-SPLITS = ("train", "val", "test")
 
-
-def duplicate_groups(images: np.ndarray) -> np.ndarray:
-    """For each image, the index of the first image with identical pixels (itself if unique)."""
+def duplicate_groups(images) -> np.ndarray:
+    """For each image (of an array, or NpyRows read a chunk at a time), the index of the first image with
+    identical pixels (itself if unique)."""
     first_seen: dict[bytes, int] = {}
     owner = np.empty(len(images), dtype=np.int64)
     for i, image in enumerate(images):
@@ -60,13 +60,13 @@ def original_assignment(usage: np.ndarray, strata: np.ndarray | None, owner: np.
     if not np.isin(usage, SPLITS).all():
         raise FerError("split.strategy=original: the source has images without a train/test usage; "
                        "use split.strategy=stratified for this dataset")
-    if "test" not in usage:
+    if TEST not in usage:
         raise FerError("split.strategy=original: the source defines no test images; use stratified")
     assignment = usage.copy()
-    if "val" not in usage:
-        train = np.flatnonzero(usage == "train")
+    if VAL not in usage:
+        train = np.flatnonzero(usage == TRAIN)
         _, val_idx = _stratified(train, strata, round(val * len(train)), seed)
-        assignment[val_idx] = "val"
+        assignment[val_idx] = VAL
     rank = np.array([SPLITS.index(a) for a in assignment])
     earliest = np.full(len(rank), len(SPLITS))
     np.minimum.at(earliest, owner, rank)

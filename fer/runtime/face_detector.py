@@ -2,7 +2,7 @@
 
 "mtcnn" (the default): facenet-pytorch's MTCNN, whose three small networks ship inside its wheel (MIT),
 run here on torch in batches of images of any size; it gives a box, a confidence and five landmarks per
-face. "haar": OpenCV's cascades (fer.data.faces.detect_faces), boxes and, when found, the two eyes.
+face. "haar": OpenCV's cascades (fer.data.haar.detect_faces), boxes and, when found, the two eyes.
 """
 
 from collections import defaultdict
@@ -15,7 +15,8 @@ from facenet_pytorch.models.utils.detect_face import detect_face
 
 from fer.core.errors import FerError
 from fer.core.params import FACE_METHODS
-from fer.data.faces import Face, detect_faces, upscaled_for_detection
+from fer.data.faces import Face, upscaled_for_detection
+from fer.data.haar import detect_faces
 
 # MTCNN's published per-stage thresholds and pyramid step.
 STAGE_THRESHOLDS = (0.6, 0.7, 0.7)

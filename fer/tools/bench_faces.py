@@ -15,7 +15,7 @@ import numpy as np
 
 from fer.core.errors import FerError
 from fer.core.params import FACE_METHODS, AlignParams
-from fer.data.faces import align_all
+from fer.data.aligning import align_all
 from fer.data.sources.synthetic import generate_with_landmarks
 from fer.runtime.face_detector import face_detector
 from fer.tools.spread import Spread
@@ -109,7 +109,7 @@ def bench_faces(min_face: int, min_face_fraction: float, repeats: int) -> list[d
 def drawn_photos(n: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
     """n photo-style scenes of the synthetic source at assorted sizes and aspect ratios (PHOTO_LONGER_SIDES,
     PHOTO_ASPECTS), each cut around its face, and the (n, 5, 2) landmarks drawn in them."""
-    dataset, landmarks = generate_with_landmarks(n, seed=seed, photo=True, photo_size=PHOTO_LONGER_SIDES[1])
+    dataset, landmarks = generate_with_landmarks(n, PHOTO_LONGER_SIDES[1], seed, photo=True)
     rng = np.random.default_rng(seed)
     framed = [_reframed(scene, points, round(rng.uniform(*PHOTO_LONGER_SIDES)), rng.choice(PHOTO_ASPECTS))
               for scene, points in zip(dataset.images, landmarks)]
@@ -167,7 +167,7 @@ def _timed_align(photos: list[np.ndarray], detect, align: AlignParams, repeats: 
 
     def run(images=photos):
         nonlocal last
-        last = align_all(images, detect, align.size, align.margin, align.crop, align.on_miss, align.batch_size)
+        last = align_all(images, detect, align)
 
     run(photos[: align.batch_size])
     wall, cpu = _ms(run, repeats, warm_ups=0)

@@ -16,8 +16,8 @@ from PIL import Image
 from fer.core.errors import FerError, one_line
 from fer.core.labels import LabelSet
 from fer.core.storage import atomic_path
-from fer.data.rawdata import USAGES, RawDataset
-from fer.data.sources.files import load_grey
+from fer.data.rawdata import SPLITS, RawDataset
+from fer.data.sources.files import decode_all
 
 ATTRIBUTES_FILE = "list_attr_celeba.csv"
 PARTITION_FILE = "list_eval_partition.csv"
@@ -27,12 +27,13 @@ PARTITION_COLUMN = "partition"
 JPEG_QUALITY = 95
 
 
-def read_celeba(folder: Path | zipfile.Path, shown_as: str, max_side: int) -> RawDataset:
+def read_celeba(folder: Path | zipfile.Path, shown_as: str, max_side: int,
+                scratch: Path | None = None) -> RawDataset:
     """The images list_attr_celeba.csv names, in its row order, each attribute 1 where the file says 1, else 0.
 
     A listed image that is missing or cannot be decoded is counted in `skipped`: the full set is large, and a
     few lost files should not stop it. `folder` may be a zip's folder (zipfile.Path); sources are reported
-    under `shown_as`.
+    under `shown_as`; decoded images wait on disk in `scratch` (fer.data.sources.files.decode_all).
     """
     images_folder, images_shown = find_images_folder(folder, shown_as)
     attributes_shown = f"{shown_as}/{ATTRIBUTES_FILE}"
@@ -45,14 +46,8 @@ def read_celeba(folder: Path | zipfile.Path, shown_as: str, max_side: int) -> Ra
     labels = attribute_labels(table[names], image_ids, attributes_shown)
     usage = read_usage(folder, shown_as, image_ids)
 
-    images, kept, sixteen_bit = [], [], 0
-    for row, image_id in enumerate(image_ids):
-        file = images_folder / image_id
-        decoded = load_grey(file, max_side) if file.is_file() else None
-        if decoded is not None:
-            images.append(decoded.grey)
-            kept.append(row)
-            sixteen_bit += decoded.bits == 16
+    files = [file if file.is_file() else None for file in (images_folder / image_id for image_id in image_ids)]
+    images, kept, sixteen_bit = decode_all(files, max_side, scratch)
     return RawDataset(images, labels[kept], [usage[row] for row in kept],
                       [f"{images_shown}/{image_ids[row]}" for row in kept], LabelSet("attributes", tuple(names)),
                       skipped=len(image_ids) - len(kept), sixteen_bit=sixteen_bit)
@@ -121,8 +116,8 @@ def read_usage(folder: Path | zipfile.Path, shown_as: str, image_ids: list[str])
     if len(repeated):
         raise FerError(f"{partition_shown}: image_id {repeated.iat[0]} is listed twice; expected one partition "
                        "per image")
-    # Partitions 0, 1, 2 are the usages train, val, test, in that order.
-    usage_of_id = pd.Series(np.array(USAGES)[numbers.to_numpy(np.int64)], index=partition_ids)
+    # Partitions 0, 1, 2 are the splits train, val, test, in that order.
+    usage_of_id = pd.Series(np.array(SPLITS)[numbers.to_numpy(np.int64)], index=partition_ids)
     return pd.Series(image_ids).map(usage_of_id).fillna("").tolist()
 
 

@@ -12,9 +12,9 @@ KAGGLE_API = "https://api.kaggle.com"
 PROBE_TIMEOUT_S = 5
 
 
-def fetch_kaggle(dataset: str = "msambare/fer2013", max_side: int = 256) -> RawDataset:
+def fetch_kaggle(dataset: str, max_side: int, scratch: Path | None = None) -> RawDataset:
     """The Kaggle dataset (msambare-style folders, or a folder holding fer2013.csv) as a RawDataset."""
-    return read_local(download(dataset), "folder", max_side)
+    return read_local(download(dataset), "folder", max_side, scratch)
 
 
 def download(dataset: str) -> Path:

@@ -16,9 +16,9 @@ import pandas as pd
 from fer.core.emotions import EMOTIONS, class_name, default_order
 from fer.core.errors import FerError, one_line
 from fer.core.labels import FER2013, LabelSet
-from fer.data.rawdata import RawDataset
+from fer.data.rawdata import TEST, TRAIN, VAL, ImageSpool, RaggedImages, RawDataset
 from fer.data.sources.celeba import ATTRIBUTES_FILE, read_celeba
-from fer.data.sources.files import IMAGE_SUFFIXES, files_under, load_grey, visible_children
+from fer.data.sources.files import IMAGE_SUFFIXES, decode_all, files_under, visible_children
 
 # A zip is read member by member, never extracted, so a killed fetch leaves nothing behind; these refuse a zip
 # bomb from its directory before any member is inflated. (Real datasets: images barely compress, fer2013.csv
@@ -28,9 +28,9 @@ MAX_ZIP_RATIO = 100
 
 # Split names as they appear in csv Usage columns and as split folders, lower-cased.
 USAGE_NAMES = {
-    "training": "train", "train": "train",
-    "publictest": "val", "validation": "val", "valid": "val", "val": "val",
-    "privatetest": "test", "testing": "test", "test": "test",
+    "training": TRAIN, "train": TRAIN,
+    "publictest": VAL, "validation": VAL, "valid": VAL, "val": VAL,
+    "privatetest": TEST, "testing": TEST, "test": TEST,
 }
 
 LAYOUTS = (f"train/<class>/ and test/<class>/ folders, <class>/ folders of images, one .csv file, or CelebA's "
@@ -45,30 +45,32 @@ PIXEL_BLOCK_ROWS = 1024  # keeps parse_pixel_block's temporaries near 100 MB
 NEWLINE, SPACE, ZERO = ord("\n"), ord(" "), ord("0")
 
 
-def read_local(path: str | Path, kind: str, max_side: int = 256) -> RawDataset:
-    """Read `path` as `kind` ("csv", "folder" or "zip"); images come back grey, at most max_side wide/high."""
+def read_local(path: str | Path, kind: str, max_side: int, scratch: Path | None = None) -> RawDataset:
+    """Read `path` as `kind` ("csv", "folder" or "zip"); images come back grey, at most max_side wide/high.
+
+    Decoded image files wait on disk in `scratch` (None: the system's temp folder), not in memory."""
     if kind not in EXPECTED:
         raise FerError(f"data.source: unknown local source {kind!r}; expected csv, folder or zip")
     path = Path(path)
     if not (path.is_dir() if kind == "folder" else path.is_file()):
         raise FerError(f"{path}: not found; expected {EXPECTED[kind]}")
     if kind == "csv":
-        dataset = read_csv(path, str(path))
+        dataset = read_csv(path, str(path), scratch)
     elif kind == "zip":
-        dataset = read_zip(path, max_side)
+        dataset = read_zip(path, max_side, scratch)
     else:
-        dataset = FolderReader(path, str(path), max_side).read()
+        dataset = FolderReader(path, str(path), max_side, scratch).read()
     if len(dataset) == 0:
         raise FerError(f"{path}: no readable images ({dataset.skipped} skipped); expected {EXPECTED[kind]}")
     return dataset
 
 
-def read_zip(path: Path, max_side: int) -> RawDataset:
+def read_zip(path: Path, max_side: int, scratch: Path | None) -> RawDataset:
     try:
         with zipfile.ZipFile(path) as archive:
             check_unzipped_size(archive, path)
             # zipfile.Path walks the members like folders; a member's declared size bounds what it inflates to.
-            return FolderReader(zipfile.Path(archive), str(path), max_side).read()
+            return FolderReader(zipfile.Path(archive), str(path), max_side, scratch).read()
     except zipfile.BadZipFile as err:
         raise FerError(f"{path}: not a valid zip file ({err})") from None
 
@@ -92,11 +94,10 @@ class FolderReader:
     the user's path.
     """
 
-    def __init__(self, root: Path | zipfile.Path, shown_as: str, max_side: int):
-        self.root, self.shown_as, self.max_side = root, shown_as, max_side
-        self.images, self.class_names, self.usage, self.source = [], [], [], []
+    def __init__(self, root: Path | zipfile.Path, shown_as: str, max_side: int, scratch: Path | None):
+        self.root, self.shown_as, self.max_side, self.scratch = root, shown_as, max_side, scratch
+        self.files, self.class_names, self.usage = [], [], []
         self.class_folders: set[str] = set()
-        self.skipped = self.sixteen_bit = 0
 
     def read(self) -> RawDataset:
         return self.read_layout(self.root)
@@ -110,7 +111,7 @@ class FolderReader:
         subdirs = [p for p in children if p.is_dir()]
         csvs = [p for p in children if p.is_file() and p.suffix.lower() == ".csv"]
         if any(p.name == ATTRIBUTES_FILE for p in csvs):
-            return read_celeba(folder, self.shown(folder), self.max_side)
+            return read_celeba(folder, self.shown(folder), self.max_side, self.scratch)
         if any(d.name.lower() in USAGE_NAMES for d in subdirs):
             self.read_splits(folder, subdirs)
             return self.collected()
@@ -118,7 +119,7 @@ class FolderReader:
             self.read_class_folders(folder, usage="")
             return self.collected()
         if len(csvs) == 1 and not subdirs:
-            return read_csv(csvs[0], self.shown(csvs[0]))
+            return read_csv(csvs[0], self.shown(csvs[0]), self.scratch)
         if len(subdirs) == 1 and not csvs:
             # A lone wrapper folder, e.g. archive.zip -> fer2013/train/...
             return self.read_layout(subdirs[0])
@@ -132,9 +133,10 @@ class FolderReader:
         leaves it out)."""
         classes = default_order(self.class_folders)
         index = {name: k for k, name in enumerate(classes)}
-        labels = [index[name] for name in self.class_names]
-        return RawDataset(self.images, labels, self.usage, self.source, LabelSet("expression", tuple(classes)),
-                          self.skipped, self.sixteen_bit)
+        images, rows, sixteen_bit = decode_all(self.files, self.max_side, self.scratch)
+        return RawDataset(images, [index[self.class_names[i]] for i in rows], [self.usage[i] for i in rows],
+                          [self.shown(self.files[i]) for i in rows], LabelSet("expression", tuple(classes)),
+                          len(self.files) - len(rows), sixteen_bit)
 
     def read_splits(self, folder: Path, subdirs: list[Path]) -> None:
         for split in subdirs:
@@ -150,64 +152,53 @@ class FolderReader:
             self.class_folders.add(name)
             for file in files_under(class_dir):
                 if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file():
-                    self.add_image(file, name, usage)
-
-    def add_image(self, file: Path, name: str, usage: str) -> None:
-        decoded = load_grey(file, self.max_side)
-        if decoded is None:
-            self.skipped += 1
-            return
-        self.sixteen_bit += decoded.bits == 16
-        self.images.append(decoded.grey)
-        self.class_names.append(name)
-        self.usage.append(usage)
-        self.source.append(self.shown(file))
+                    self.files.append(file)
+                    self.class_names.append(name)
+                    self.usage.append(usage)
 
 
-def read_csv(file: Path | zipfile.Path, shown_as: str) -> RawDataset:
-    """fer2013.csv-style table; malformed rows are skipped and counted, sources are "<file>:<row>"."""
+def read_csv(file: Path | zipfile.Path, shown_as: str, scratch: Path | None) -> RawDataset:
+    """fer2013.csv-style table; malformed rows are skipped and counted, sources are "<file>:<row>".
+
+    Read PIXEL_BLOCK_ROWS rows at a time, their pixel values parsed into a spool in `scratch`, so that memory
+    holds one block of the file however long it is."""
+    spool, counts, labels, usage = ImageSpool(scratch), [], [], []
     try:
         with file.open("rb") as stream:
-            table = pd.read_csv(stream, dtype=str, keep_default_na=False)
+            for table in pd.read_csv(stream, dtype=str, keep_default_na=False, chunksize=PIXEL_BLOCK_ROWS):
+                found = ",".join(table.columns)
+                # icml_face_data.csv writes " Usage" and " pixels".
+                table.columns = table.columns.str.strip().str.lower()
+                if not {"emotion", "pixels"} <= set(table.columns):
+                    raise FerError(f"{shown_as}: expected columns emotion,pixels[,Usage], found {found}")
+                values, block_counts = parse_pixel_block(table["pixels"].tolist())
+                spool.add(values.reshape(1, -1))
+                counts.append(block_counts)
+                labels.append(pd.to_numeric(table["emotion"].str.strip(), errors="coerce").to_numpy())
+                usage += csv_usage(table, shown_as)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise FerError(f"{shown_as}: not a readable csv ({one_line(err)})") from None
-    found = ",".join(table.columns)
-    # icml_face_data.csv writes " Usage" and " pixels".
-    table.columns = table.columns.str.strip().str.lower()
-    if not {"emotion", "pixels"} <= set(table.columns):
-        raise FerError(f"{shown_as}: expected columns emotion,pixels[,Usage], found {found}")
-
-    values, counts = parse_pixel_rows(table["pixels"].tolist())
-    starts = np.cumsum(counts) - counts
+    counts = np.concatenate(counts) if counts else np.empty(0, np.int64)
+    labels = np.concatenate(labels) if labels else np.empty(0)
     side = square_side(counts, shown_as)
-    labels = pd.to_numeric(table["emotion"].str.strip(), errors="coerce").to_numpy()
     keep = (counts > 0) & (counts == side * side) & np.isin(labels, range(len(EMOTIONS)))
     rows = np.flatnonzero(keep)
-    usage = csv_usage(table, shown_as)
+    # The spool holds every well-formed row's values back to back: an image of side x side at its row's start.
+    starts = np.cumsum(counts) - counts
+    images = RaggedImages(spool.pixels(), np.full(len(rows), side), np.full(len(rows), side), starts[rows])
     return RawDataset(
-        [values[starts[i]:starts[i] + side * side].reshape(side, side) for i in rows],
+        images,
         labels[rows].astype(np.int64),
         [usage[i] for i in rows],
         [f"{shown_as}:{i}" for i in rows],
         FER2013,
-        skipped=len(table) - len(rows),
+        skipped=len(counts) - len(rows),
     )
 
 
-def parse_pixel_rows(rows: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Values of the well-formed rows, concatenated, and each row's value count (0 if malformed).
-
-    Parsed in blocks of rows to bound the temporary arrays (fer2013.csv holds 35,887 x 2304 values).
-    """
-    blocks = [parse_pixel_block(rows[i:i + PIXEL_BLOCK_ROWS]) for i in range(0, len(rows), PIXEL_BLOCK_ROWS)]
-    if not blocks:
-        return np.empty(0, np.uint8), np.empty(0, np.int64)
-    values, counts = zip(*blocks)
-    return np.concatenate(values), np.concatenate(counts)
-
-
 def parse_pixel_block(rows: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """parse_pixel_rows for one block, vectorised over the raw bytes (Python parsing takes minutes).
+    """Values of the block's well-formed rows, concatenated, and each row's value count (0 if malformed),
+    vectorised over the raw bytes (Python parsing takes minutes).
 
     A row is well-formed when it holds only digits and spaces and every number is 0..255.
     """

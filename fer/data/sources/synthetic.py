@@ -58,26 +58,25 @@ SMILE_DELTAS = {k: d[EMOTIONS.index("happy")] for k, d in EXPRESSION_DELTAS.item
 MOUTH_OPEN_DELTAS = {"mouth_open": 0.08, "teeth": 0.3}
 
 
-def generate(n_images: int, image_size: int = 48, seed: int = 0, photo: bool = False,
-             photo_size: int = 160) -> RawDataset:
-    """n_images labelled faces, deterministic in seed; photo=True places them in cluttered scenes."""
-    return generate_with_landmarks(n_images, image_size, seed, photo, photo_size)[0]
+def generate(n_images: int, size: int, seed: int, photo: bool) -> RawDataset:
+    """n_images labelled size x size faces, deterministic in seed; photo=True places them in cluttered scenes
+    (size is then the photo's side, synthetic.photo_size, else the crop's, synthetic.image_size)."""
+    return generate_with_landmarks(n_images, size, seed, photo)[0]
 
 
-def generate_with_landmarks(n_images: int, image_size: int = 48, seed: int = 0, photo: bool = False,
-                            photo_size: int = 160) -> tuple[RawDataset, np.ndarray]:
+def generate_with_landmarks(n_images: int, size: int, seed: int, photo: bool) -> tuple[RawDataset, np.ndarray]:
     """generate()'s faces, and where their five landmarks were drawn: (n_images, 5, 2) pixel (x, y), pixel
     centres at integers, in fer.data.faces.FIVE_POINT_TEMPLATE's order (a detector's ground truth)."""
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.repeat(np.arange(len(EMOTIONS)), class_counts(n_images)))
     images, landmarks = _draw_faces(
-        n_images, photo_size if photo else image_size, photo, rng,
+        n_images, size, photo, rng,
         face_of=lambda rows: _sample_face(_expression_deltas(labels[rows]), rng),
     )
     return _dataset(images, labels, FER2013), landmarks
 
 
-def generate_attributes(n_images: int, image_size: int = 48, seed: int = 0) -> RawDataset:
+def generate_attributes(n_images: int, image_size: int, seed: int) -> RawDataset:
     """n_images faces labelled with ATTRIBUTES (1 = shown), deterministic in seed; each attribute independent."""
     rng = np.random.default_rng(seed)
     shown = rng.random((n_images, len(ATTRIBUTES))) < np.array(list(ATTRIBUTE_PREVALENCE.values()))
