@@ -146,7 +146,7 @@ def test_a_third_task_registered_in_one_place_is_trained_evaluated_and_described
     valence = LabelSet("valence", ("valence",))
     split = tmp_path / "split"
     for name, n, seed in (("train", 96, 1), ("val", 48, 2), ("test", 48, 3)):
-        faces = generate(n, 48, seed)
+        faces = generate(n, 48, seed, photo=False)
         happy_or_sad = np.select([faces.labels == 3, faces.labels == 4], [0.8, -0.8], 0.0)  # a face's valence
         save_images(split / name, np.stack(faces.images), pd.DataFrame(valence.columns(happy_or_sad)), valence)
 
