@@ -138,6 +138,7 @@ def _serve(args) -> None:
     import uvicorn
 
     from fer.serve.api import create_app, give_freed_photos_back_to_the_os
+    from fer.serve.http_guard import deadline_protocol
     from fer.serve.model_card import model_card
     from fer.serve.prediction_log import PredictionLog
 
@@ -145,7 +146,8 @@ def _serve(args) -> None:
     card = model_card(predictor.record, predictor.checkpoint_sha256, args.champion_record)
     log = PredictionLog(args.log) if args.log else None
     give_freed_photos_back_to_the_os()  # a setting of the whole process, so the server's process sets it
-    uvicorn.run(create_app(predictor, card, log), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(create_app(predictor, card, log), host=args.host, port=args.port, log_level="warning",
+                http=deadline_protocol(predictor.settings.request_seconds))
 
 
 def _drift(args) -> None:

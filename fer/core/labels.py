@@ -5,6 +5,7 @@ order; a folder tree gives its own classes). attributes: several binary attribut
 as one 0/1 column per attribute.
 """
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -37,6 +38,10 @@ LABEL_COLUMN = "label"
 PRESENT_FROM = 0.5
 ATTRIBUTE_PREFIX = "attr:"
 LABEL_SET_FILE = "labels.json"
+# Class and attribute names come from folder names and csv headers, and are shown on the upload page and in
+# reports: plain words only (any script's letters and digits, space and _ . , ( ) + ' -), never markup or
+# control characters, at most 64 characters.
+PLAIN_NAME = re.compile(r"[^\W_][\w .,()+'-]{0,63}")
 
 
 def class_name(name: str) -> str:
@@ -55,6 +60,13 @@ def default_order(names) -> list[str]:
 class LabelSet:
     task: Task
     classes: tuple[str, ...]
+
+    def __post_init__(self):
+        for name in self.classes:
+            if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name):
+                raise FerError(f"class or attribute name {str(name)[:80]!r}: expected plain printable text (letters, "
+                               "digits, space and _ . , ( ) + ' -; at most 64 characters); rename the folder or csv "
+                               "column that holds it")
 
     @property
     def multi_label(self) -> bool:

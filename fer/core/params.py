@@ -191,6 +191,7 @@ class PredictParams(_Section):
     max_megapixels: float = Field(gt=0)  # the decompression-bomb limit, checked before decoding
     max_side: int = Field(ge=64)  # photos are decoded at most this large: faces are >= min_face_fraction of it
     max_decodes: int = Field(ge=1)  # photos fer serve decodes at once
+    request_seconds: float = Field(gt=0, le=3600)  # fer serve drops a request not fully received by then
 
 
 class Params(_Section):

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from fer.core.errors import FerError, one_line
 from fer.data.photos import decode_photo
+from fer.serve.http_guard import RefuseAmbiguousLength
 from fer.serve.predict import Predictor
 from fer.serve.prediction_log import PredictionLog
 
@@ -76,6 +77,7 @@ def create_app(predictor: Predictor, card: dict, log: PredictionLog | None = Non
     decoders = ThreadPoolExecutor(predictor.settings.max_decodes, thread_name_prefix="fer-decode")
     app = FastAPI(title="fer", summary="facial-expression recognition with the pipeline's champion model")
     app.add_middleware(BodyLimit, max_bytes=limits["max_bytes"] + MULTIPART_OVERHEAD)
+    app.add_middleware(RefuseAmbiguousLength)  # added last, so it runs first
     page = resources.files(__package__).joinpath("static/index.html").read_text()
 
     @app.exception_handler(FerError)
