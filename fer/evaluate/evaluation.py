@@ -1,7 +1,8 @@
 """Evaluate one checkpoint on the test split: quality, calibration, size and single-image CPU speed.
 
 Both tasks report `accuracy` and `macro_f1`, which the leaderboard ranks: for attributes they are the means
-over the attributes of each attribute's accuracy and F1, beside the mean average precision and the majority
+over the attributes of each attribute's accuracy and F1 (F1 over the attributes the test split shows at
+least once; how many it lacks is reported), beside the mean average precision and the majority
 baseline (every attribute predicted as its more common value in the train split).
 """
 
@@ -88,9 +89,13 @@ def attribute_metrics(labels: np.ndarray, probabilities: np.ndarray, classes: li
         confusion += confusion_matrix(truth, guess, labels=[1, 0]).tolist()
     confusion = np.array(confusion)
     defined_ap = [row["average_precision"] for row in per_class.values() if row["average_precision"] is not None]
+    # F1 of an attribute no test face shows is 0 whatever the model does (no true positive can exist), so, as
+    # for average precision, the mean leaves it out; its false alarms still count in accuracy.
+    present_f1 = [row["f1"] for row in per_class.values() if row["support"]]
     return {
         "accuracy": _round(np.mean([row["accuracy"] for row in per_class.values()])),
-        "macro_f1": _round(np.mean([row["f1"] for row in per_class.values()])),
+        "macro_f1": _round(np.mean(present_f1) if present_f1 else 0.0),
+        "attributes_absent_from_test": len(per_class) - len(present_f1),
         "mean_average_precision": _optional(np.mean(defined_ap) if defined_ap else None),
         "majority_accuracy": _round(np.mean([row["majority_accuracy"] for row in per_class.values()])),
         "per_class": per_class,

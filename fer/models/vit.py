@@ -7,12 +7,12 @@ import torch
 from torch import nn
 from transformers import ViTConfig, ViTForImageClassification
 
+from fer.core.archs import VIT_SCRATCH_DEFAULTS as SCRATCH_DEFAULTS
 from fer.core.errors import FerError, one_line
 from fer.models.adapt import check_options, fresh_head, make_grey
 from fer.models.input_spec import FROM_SCRATCH, Normalization
 
 DEFAULT_CHECKPOINT = "google/vit-base-patch16-224-in21k"
-SCRATCH_DEFAULTS = {"patch_size": 6, "hidden_size": 192, "num_hidden_layers": 4, "num_attention_heads": 3}
 # google/vit-* checkpoints were trained on input scaled to [-1, 1].
 PRETRAINED_INPUT = Normalization(mean=0.5, std=0.5)
 
