@@ -124,6 +124,7 @@ def test_connections_sending_a_byte_a_second_are_dropped(guarded_server):
 
 # 3. validate checks what every stage will use -----------------------------------------------------------------
 
+
 def _params_with(override: str) -> dict:
     """The repository's params with one `-S key=value` override (value parsed as YAML, as DVC does)."""
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -136,36 +137,46 @@ def _params_with(override: str) -> dict:
     return raw
 
 
-@pytest.mark.parametrize("override, problem", [
-    ("+models.cnn.lr=-1", "models.cnn.lr: Input should be greater than 0"),
-    ("+models.mlp.epochs=0", "models.mlp.epochs"),
-    ("+models.cnn.epochs=ten", "models.cnn.epochs: Input should be a valid integer"),
-    ("+models.mlp.weight_decay=.inf", "models.mlp.weight_decay: Input should be a finite number"),
-    ("models.cnn.options.widths=[]", "models.cnn: option widths must be a non-empty list"),
-    ("models.vit.options.patch_size=7", "models.vit: option patch_size 7 does not divide image_size 48"),
-    ("models.vit.options.depth=7", "models.vit: unknown option 'depth'"),
-    ("+models.cnn.pretrained=/etc/passwd", "models.cnn: pretrained: /etc/passwd is outside the repository"),
-    ("+models.cnn.pretrained=params.yaml", "models.cnn: there are no pretrained weights for cnn"),
-    ("+models.resnet18.pretrained=weights/none.pt", "models.resnet18: pretrained weights file weights/none.pt not "
-                                                    "found"),
-    ("data.classes=[joy]", "data.classes: 'joy' is not a class of the synthetic faces"),
-    ("seed=-1", "seed: Input should be greater than or equal to 0"),
-    ("seeds=[1, 4294967296]", "seeds.1: Input should be less than 4294967296"),
-    ("tune.search_space.batch_size=[0]", "tune.search_space.batch_size: Input should be greater than or equal to 2"),
-    ("tune.search_space.batch_size=[]", "tune.search_space.batch_size: List should have at least 1 item"),
-    ("tune.search_space.dropout.high=5", "tune.search_space.dropout: Input should be less than 1"),
-    ("train.lr=true", "train.lr: Input should be a valid number (got True)"),
-    ("train.epochs=2.0", "train.epochs: Input should be a valid integer"),
-    ("train.class_weights=1", "train.class_weights: Input should be a valid boolean"),
-])
+@pytest.mark.parametrize(
+    "override, problem",
+    [
+        ("+models.cnn.lr=-1", "models.cnn.lr: Input should be greater than 0"),
+        ("+models.mlp.epochs=0", "models.mlp.epochs"),
+        ("+models.cnn.epochs=ten", "models.cnn.epochs: Input should be a valid integer"),
+        ("+models.mlp.weight_decay=.inf", "models.mlp.weight_decay: Input should be a finite number"),
+        ("models.cnn.options.widths=[]", "models.cnn: option widths must be a non-empty list"),
+        ("models.vit.options.patch_size=7", "models.vit: option patch_size 7 does not divide image_size 48"),
+        ("models.vit.options.depth=7", "models.vit: unknown option 'depth'"),
+        ("+models.cnn.pretrained=/etc/passwd", "models.cnn: pretrained: /etc/passwd is outside the repository"),
+        ("+models.cnn.pretrained=params.yaml", "models.cnn: there are no pretrained weights for cnn"),
+        (
+            "+models.resnet18.pretrained=weights/none.pt",
+            "models.resnet18: pretrained weights file weights/none.pt not found",
+        ),
+        ("data.classes=[joy]", "data.classes: 'joy' is not a class of the synthetic faces"),
+        ("seed=-1", "seed: Input should be greater than or equal to 0"),
+        ("seeds=[1, 4294967296]", "seeds.1: Input should be less than 4294967296"),
+        (
+            "tune.search_space.batch_size=[0]",
+            "tune.search_space.batch_size: Input should be greater than or equal to 2",
+        ),
+        ("tune.search_space.batch_size=[]", "tune.search_space.batch_size: List should have at least 1 item"),
+        ("tune.search_space.dropout.high=5", "tune.search_space.dropout: Input should be less than 1"),
+        ("train.lr=true", "train.lr: Input should be a valid number (got True)"),
+        ("train.epochs=2.0", "train.epochs: Input should be a valid integer"),
+        ("train.class_weights=1", "train.class_weights: Input should be a valid boolean"),
+    ],
+)
 def test_validate_refuses_what_a_later_stage_would(override, problem):
     with pytest.raises(FerError) as refused:
         check_everything(parse_params(_params_with(override)), ROOT)
     assert str(refused.value).startswith(f"params.yaml: {problem}"), str(refused.value)
 
 
-@pytest.mark.parametrize("source, path, problem", [("folder", "data/none", "data.path: data/none is not a folder"),
-                                                   ("csv", "data", "data.path: data is not a file")])
+@pytest.mark.parametrize(
+    "source, path, problem",
+    [("folder", "data/none", "data.path: data/none is not a folder"), ("csv", "data", "data.path: data is not a file")],
+)
 def test_validate_refuses_a_data_path_that_is_not_there(tmp_path, source, path, problem):
     (tmp_path / "data").mkdir()
     raw = _params_with(f"data.source={source}")
@@ -182,23 +193,42 @@ def test_validate_refuses_cuda_on_a_machine_without_it():
 
 def test_the_validate_stage_runs_the_checks_without_torch(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(_params_with("models.cnn.options.widths=[]")))
-    probe = ("import runpy, sys; sys.argv = ['validate', '--out', 'mark']\n"
-             f"try:\n    runpy.run_path({str(ROOT / 'stages/validate.py')!r}, run_name='__main__')\n"
-             "except SystemExit as exit:\n    print('exit', exit.code, 'torch' in sys.modules)\n")
-    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    probe = (
+        "import runpy, sys; sys.argv = ['validate', '--out', 'mark']\n"
+        f"try:\n    runpy.run_path({str(ROOT / 'stages/validate.py')!r}, run_name='__main__')\n"
+        "except SystemExit as exit:\n    print('exit', exit.code, 'torch' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert result.stdout.strip() == "exit 2 False", result.stdout + result.stderr
-    assert result.stderr.strip() == "error: params.yaml: models.cnn: option widths must be a non-empty list of " \
-                                    "positive integers (got [])"
+    assert (
+        result.stderr.strip() == "error: params.yaml: models.cnn: option widths must be a non-empty list of "
+        "positive integers (got [])"
+    )
 
 
 # 4. commands write only their own files -------------------------------------------------------------------------
 
+
 def _log_of(path: Path, faces: int = 5) -> Path:
     log = PredictionLog(path)
-    log.record("mlp", [FacePrediction((0, 0, 48, 48), 1.0, {"happy": 1.0},
-                                      {"brightness": 0.5 + i / 100, "contrast": 0.2, "sharpness": 3.0 + i}).log_row()
-                       for i in range(faces)])
+    log.record(
+        "mlp",
+        [
+            FacePrediction(
+                (0, 0, 48, 48),
+                1.0,
+                {"happy": 1.0},
+                {"brightness": 0.5 + i / 100, "contrast": 0.2, "sharpness": 3.0 + i},
+            ).log_row()
+            for i in range(faces)
+        ],
+    )
     return path
 
 
@@ -220,12 +250,14 @@ def test_profile_keeps_the_comments_and_order_of_params_yaml(tmp_path):
     after = target.read_text()
     comments = [line.partition("#")[2] for line in before.splitlines() if "#" in line]
     assert [line.partition("#")[2] for line in after.splitlines() if "#" in line] == comments
-    assert [line.split(":")[0] for line in after.splitlines() if line and not line[0].isspace()] == \
-           [line.split(":")[0] for line in before.splitlines() if line and not line[0].isspace()]
+    assert [line.split(":")[0] for line in after.splitlines() if line and not line[0].isspace()] == [
+        line.split(":")[0] for line in before.splitlines() if line and not line[0].isspace()
+    ]
     assert load_params(target) == apply_profile(ROOT / "params.yaml", ROOT / "params-fer2013-gpu.yaml")[1]
 
 
 # 5. one line, never a traceback ---------------------------------------------------------------------------------
+
 
 def _one_line_exit(argv, capsys) -> str:
     with pytest.raises(SystemExit) as exited:
@@ -257,38 +289,48 @@ def _null_stat(path: Path) -> None:
         db.execute("UPDATE predictions SET brightness = NULL WHERE id = 2")
 
 
-@pytest.mark.parametrize("spoil, problem", [(_drop_column, r"not a prediction log \(.*no such column: sharpness"),
-                                            (_text_stat, "column contrast holds text or NULL"),
-                                            (_null_stat, "column brightness holds text or NULL")])
+@pytest.mark.parametrize(
+    "spoil, problem",
+    [
+        (_drop_column, r"not a prediction log \(.*no such column: sharpness"),
+        (_text_stat, "column contrast holds text or NULL"),
+        (_null_stat, "column brightness holds text or NULL"),
+    ],
+)
 def test_drift_on_a_log_with_missing_or_unusable_columns_is_one_line(tmp_path, tiny_split, spoil, problem, capsys):
     log = _log_of(tmp_path / "log.sqlite")
     spoil(log)
-    err = _one_line_exit(["drift", "--log", str(log), "--split", str(tiny_split), "--out", str(tmp_path / "d")],
-                         capsys)
+    err = _one_line_exit(["drift", "--log", str(log), "--split", str(tiny_split), "--out", str(tmp_path / "d")], capsys)
     assert re.search(problem, err), err
 
 
-@pytest.mark.parametrize("out, problem", [("params.yaml", "--out: .*params.yaml is a file"),
-                                          ("/proc/x", "/proc/x")])
+@pytest.mark.parametrize("out, problem", [("params.yaml", "--out: .*params.yaml is a file"), ("/proc/x", "/proc/x")])
 def test_drift_with_an_unusable_out_is_one_line(tmp_path, tiny_split, out, problem, capsys):
     if out == "params.yaml":
         out = str(tmp_path / out)
         Path(out).write_text("seed: 1\n")
-    err = _one_line_exit(["drift", "--log", str(_log_of(tmp_path / "log.sqlite")), "--split", str(tiny_split),
-                          "--out", out], capsys)
+    err = _one_line_exit(
+        ["drift", "--log", str(_log_of(tmp_path / "log.sqlite")), "--split", str(tiny_split), "--out", out], capsys
+    )
     assert re.search(problem, err), err
     if out.endswith("params.yaml"):
         assert Path(out).read_text() == "seed: 1\n"
 
 
-@pytest.mark.parametrize("argv, problem", [
-    (["bench", "--images", "0"], "--images: 0; expected at least one batch"),
-    (["bench", "--images", "-5"], "--images: -5"),
-    (["bench", "--batch-size", "0"], "--batch-size: 0; expected at least 2"),
-    (["bench", "--models", "mlp", "--images", "100"], r"--images: 100; expected at least one batch \(--batch-size 12"),
-    (["report", "--repo", "/nonexistent"], "--repo: /nonexistent is not a DVC repository"),
-    (["report", "--repo", str(ROOT), "--render-plots", str(ROOT / "params.yaml")], "--render-plots: .* is a file"),
-])
+@pytest.mark.parametrize(
+    "argv, problem",
+    [
+        (["bench", "--images", "0"], "--images: 0; expected at least one batch"),
+        (["bench", "--images", "-5"], "--images: -5"),
+        (["bench", "--batch-size", "0"], "--batch-size: 0; expected at least 2"),
+        (
+            ["bench", "--models", "mlp", "--images", "100"],
+            r"--images: 100; expected at least one batch \(--batch-size 12",
+        ),
+        (["report", "--repo", "/nonexistent"], "--repo: /nonexistent is not a DVC repository"),
+        (["report", "--repo", str(ROOT), "--render-plots", str(ROOT / "params.yaml")], "--render-plots: .* is a file"),
+    ],
+)
 def test_bad_command_arguments_are_one_line(argv, problem, capsys):
     assert re.search(problem, _one_line_exit(argv, capsys))
 
@@ -301,10 +343,19 @@ def _with_file_size_limit(limit: int):
 @pytest.mark.parametrize("command", ["profile", "validate"])
 def test_a_write_the_disk_refuses_is_one_line_and_leaves_no_temp_files(tmp_path, command):
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
-    argv = ([sys.executable, "-m", "fer.cli", "profile", str(ROOT / "params-fer2013-gpu.yaml")] if command == "profile"
-            else [sys.executable, str(ROOT / "stages/validate.py"), "--out", "outputs/mark"])
-    result = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, preexec_fn=_with_file_size_limit(8),
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    argv = (
+        [sys.executable, "-m", "fer.cli", "profile", str(ROOT / "params-fer2013-gpu.yaml")]
+        if command == "profile"
+        else [sys.executable, str(ROOT / "stages/validate.py"), "--out", "outputs/mark"]
+    )
+    result = subprocess.run(
+        argv,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        preexec_fn=_with_file_size_limit(8),
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
     assert "File too large" in result.stderr
     assert (tmp_path / "params.yaml").read_text() == (ROOT / "params.yaml").read_text()
@@ -330,11 +381,18 @@ def test_a_prediction_log_that_cannot_be_written_does_not_fail_the_prediction(ti
 
 # 6. bounded -------------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("override, problem", [
-    ("synthetic.n_images=1000000000", "synthetic.n_images: 1000000000 images of 48x48 take 2145.8 GiB"),
-    ("evaluate.calibration_bins=1000000000", "evaluate.calibration_bins: Input should be less than or equal to 1000"),
-    ("evaluate.latency_images=1000000000", "evaluate.latency_images: Input should be less than or equal to 10000"),
-])
+
+@pytest.mark.parametrize(
+    "override, problem",
+    [
+        ("synthetic.n_images=1000000000", "synthetic.n_images: 1000000000 images of 48x48 take 2145.8 GiB"),
+        (
+            "evaluate.calibration_bins=1000000000",
+            "evaluate.calibration_bins: Input should be less than or equal to 1000",
+        ),
+        ("evaluate.latency_images=1000000000", "evaluate.latency_images: Input should be less than or equal to 10000"),
+    ],
+)
 def test_size_params_are_bounded(override, problem):
     with pytest.raises(FerError, match=re.escape(problem)):
         check_everything(parse_params(_params_with(override)), ROOT)
@@ -349,6 +407,7 @@ def test_a_fifo_in_the_data_folder_is_refused_by_validate(tmp_path):
 
 # 7. silently wrong ------------------------------------------------------------------------------------------------
 
+
 def test_a_checkpoint_with_flipped_bits_is_refused_by_its_own_digest(tiny_checkpoint, tmp_path, capsys):
     content = torch.load(tiny_checkpoint, weights_only=True)
     weight = content["state_dict"]["1.weight"].clone()
@@ -358,8 +417,10 @@ def test_a_checkpoint_with_flipped_bits_is_refused_by_its_own_digest(tiny_checkp
     torch.save(content, flipped)
     with pytest.raises(FerError, match="differ from the digest they were saved with"):
         load_checkpoint(flipped)
-    err = _one_line_exit(["predict", str(ROOT / "README.md"), "--model", str(flipped),
-                          "--champion-record", str(tmp_path / "none.json")], capsys)
+    err = _one_line_exit(
+        ["predict", str(ROOT / "README.md"), "--model", str(flipped), "--champion-record", str(tmp_path / "none.json")],
+        capsys,
+    )
     assert "digest" in err
 
 
@@ -391,8 +452,20 @@ def test_csv_pixel_rows_that_are_not_a_usable_square_are_refused(tmp_path):
 
 @pytest.mark.parametrize("alpha", ["5", "nan", "0", "1"])
 def test_drift_alpha_outside_zero_one_is_refused(tmp_path, tiny_split, alpha, capsys):
-    err = _one_line_exit(["drift", "--log", str(_log_of(tmp_path / "log.sqlite")), "--split", str(tiny_split),
-                          "--out", str(tmp_path / "d"), "--alpha", alpha], capsys)
+    err = _one_line_exit(
+        [
+            "drift",
+            "--log",
+            str(_log_of(tmp_path / "log.sqlite")),
+            "--split",
+            str(tiny_split),
+            "--out",
+            str(tmp_path / "d"),
+            "--alpha",
+            alpha,
+        ],
+        capsys,
+    )
     assert "--alpha" in err and not (tmp_path / "d").exists()
 
 
@@ -401,12 +474,33 @@ def test_report_plots_matching_nothing_says_so(tmp_path, capsys):
     repo.mkdir()
     (repo / "p.json").write_text('[{"x": 1, "y": 2}]')
     (repo / "dvc.yaml").write_text("plots:\n  - p.json\n")
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "plots"]):
-        subprocess.run(cmd, cwd=repo, check=True, capture_output=True,
-                       env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
-    err = _one_line_exit(["report", "--repo", str(repo), "--rev", "HEAD", "--render-plots", str(tmp_path / "png"),
-                          "--plots", "nomatch*"], capsys)
+    for cmd in (
+        ["git", "init", "-q"],
+        ["dvc", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "plots"],
+    ):
+        subprocess.run(
+            cmd,
+            cwd=repo,
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+        )
+    err = _one_line_exit(
+        [
+            "report",
+            "--repo",
+            str(repo),
+            "--rev",
+            "HEAD",
+            "--render-plots",
+            str(tmp_path / "png"),
+            "--plots",
+            "nomatch*",
+        ],
+        capsys,
+    )
     assert "--plots: no DVC plot matches nomatch*" in err
 
 

@@ -29,9 +29,13 @@ def check_dataset_tree(root: str | Path) -> None:
                 except (OSError, RuntimeError):
                     raise FerError(f"{path}: a symlink that loops; remove it from {root}") from None
                 if target.is_dir() and Path(folder).resolve().is_relative_to(target):
-                    raise FerError(f"{path}: a symlink to {target}, a folder above it, so its images would be read "
-                                   f"again and again; remove it from {root}")
+                    raise FerError(
+                        f"{path}: a symlink to {target}, a folder above it, so its images would be read "
+                        f"again and again; remove it from {root}"
+                    )
                 mode = target.stat().st_mode
             if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                raise FerError(f"{path}: not a regular file (a FIFO, socket or device: reading it would block or "
-                               f"make no sense); remove it from {root}")
+                raise FerError(
+                    f"{path}: not a regular file (a FIFO, socket or device: reading it would block or "
+                    f"make no sense); remove it from {root}"
+                )

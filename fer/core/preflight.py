@@ -59,14 +59,18 @@ def check_data(params: Params, root: Path) -> None:
         path = root / data.path
         folder = data.source == "folder"
         if not (path.is_dir() if folder else path.is_file()):
-            raise FerError(f"{PARAMS_FILE}: data.path: {data.path} is not {'a folder' if folder else 'a file'} "
-                           f"(data.source: {data.source})")
+            raise FerError(
+                f"{PARAMS_FILE}: data.path: {data.path} is not {'a folder' if folder else 'a file'} "
+                f"(data.source: {data.source})"
+            )
     # Synthetic faces show the seven emotions; other sources' classes are known only once read (fetch checks them).
     if params.task == "expression" and data.source == "synthetic" and data.classes is not None:
         unknown = [name for name in data.classes if class_name(name) not in EMOTIONS]
         if unknown:
-            raise FerError(f"{PARAMS_FILE}: data.classes: {unknown[0]!r} is not a class of the synthetic faces; "
-                           f"they show {', '.join(EMOTIONS)}")
+            raise FerError(
+                f"{PARAMS_FILE}: data.classes: {unknown[0]!r} is not a class of the synthetic faces; "
+                f"they show {', '.join(EMOTIONS)}"
+            )
 
 
 def check_memory(params: Params) -> None:
@@ -78,5 +82,7 @@ def check_memory(params: Params) -> None:
     needed = s.n_images * side * side
     available = MEMORY_SHARE * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if needed > available:
-        raise FerError(f"{PARAMS_FILE}: synthetic.n_images: {s.n_images} images of {side}x{side} take "
-                       f"{needed / 2**30:.1f} GiB, over {available / 2**30:.1f} GiB (half this machine's memory)")
+        raise FerError(
+            f"{PARAMS_FILE}: synthetic.n_images: {s.n_images} images of {side}x{side} take "
+            f"{needed / 2**30:.1f} GiB, over {available / 2**30:.1f} GiB (half this machine's memory)"
+        )
