@@ -44,6 +44,12 @@ def test_bad_values_through_dvc_exp_run_leave_every_output_and_dvc_checkout_rest
     # With no seeds the train matrix has no stages: DVC removes their outputs as unused before validate runs.
     _run(["dvc", "exp", "run", "-S", "seeds=[]"], repo)
     _run(["git", "checkout", "params.yaml"], repo)
-    restored = _run(["dvc", "checkout"], repo)  # what the README says to do
+    # What the README says to do: `dvc checkout` brings back the cached outputs (checkpoints) ...
+    restored = _run(["dvc", "checkout"], repo)
     assert restored.returncode == 0, restored.stderr
+    assert {p: b for p, b in _kept(repo).items() if "outputs" in p.parts} == {
+        p: b for p, b in kept.items() if "outputs" in p.parts
+    }
+    # ... and git the uncached metrics and plots (cache: false), which are committed with the run.
+    assert _run(["git", "checkout", "--", "metrics", "plots", "dvclive"], repo).returncode == 0
     assert _kept(repo) == kept
