@@ -75,7 +75,7 @@ def check_model(where: str, arch: str, image_size: int, pretrained: bool | str, 
         if image_size % patch:
             raise FerError(f"{where}: option patch_size {patch} does not divide image_size {image_size}")
         if options.get("conv_stem") and (patch < 2 or patch & (patch - 1)):
-            raise FerError(f"{where}: option patch_size: conv_stem needs a power of two >= 2 (got {patch})")
+            raise FerError(f"{where}: conv_stem needs patch_size to be a power of two >= 2 (got {patch})")
 
 
 def _check_pretrained(where: str, arch: str, pretrained: bool | str) -> None:

@@ -51,7 +51,8 @@ def read_log(path: str | Path) -> pd.DataFrame:
     try:
         return _select(db)
     except (sqlite3.DatabaseError, pd.errors.DatabaseError) as err:  # not SQLite, no table, a column missing
-        raise FerError(f"{path}: not a prediction log ({one_line(err, last=True)}); expected the SQLite file "
+        # pandas wraps SQLite's words in the whole query; SQLite's own error is its cause
+        raise FerError(f"{path}: not a prediction log ({one_line(err.__cause__ or err)}); expected the SQLite file "
                        "that fer serve --log writes") from None
     finally:
         db.close()
