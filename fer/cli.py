@@ -23,6 +23,11 @@ def _bench(args) -> None:
     unknown = [n for n in names if n not in params.models]
     if unknown:
         raise FerError(f"--models: unknown {unknown[0]!r}; valid names: {', '.join(params.models)}")
+    if args.batch_size < 2:
+        raise FerError(f"--batch-size: {args.batch_size}; expected at least 2 (BatchNorm needs two images)")
+    if args.images < args.batch_size:
+        # the baseline's DataLoader drops an incomplete last batch, so it would wait for a full one for ever
+        raise FerError(f"--images: {args.images}; expected at least one batch (--batch-size {args.batch_size})")
     data = generate(args.images, 48, 0, photo=False)
     images, labels = np.stack(data.images), data.labels
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CUDA: "
@@ -104,9 +109,17 @@ def _bench_data(args) -> None:
 def _report(args) -> None:
     from fer.tools.report import DEFAULT_PLOTS, build_report, render_plots
 
+    if not (Path(args.repo) / ".dvc").is_dir():
+        raise FerError(f"--repo: {args.repo} is not a DVC repository (no .dvc folder in it)")
+    if args.render_plots and Path(args.render_plots).exists() and not Path(args.render_plots).is_dir():
+        raise FerError(f"--render-plots: {args.render_plots} is a file; expected a folder for the PNG files")
     plots = list(args.plot)
     if args.render_plots:
-        plots += render_plots(args.rev, args.render_plots, args.plots or DEFAULT_PLOTS, args.repo)
+        rendered = render_plots(args.rev, args.render_plots, args.plots or DEFAULT_PLOTS, args.repo)
+        if not rendered:
+            raise FerError(f"--plots: no DVC plot matches {' '.join(args.plots or DEFAULT_PLOTS)}; list the plot ids "
+                           "with `dvc plots diff --json`")
+        plots += rendered
     print(build_report(args.rev, args.repo, plot_images=[str(p) for p in plots]))
 
 
@@ -152,6 +165,7 @@ def _serve(args) -> None:
     import uvicorn
 
     from fer.serve.api import create_app, give_freed_photos_back_to_the_os
+    from fer.serve.http_guard import deadline_protocol
     from fer.serve.model_card import model_card
     from fer.serve.prediction_log import PredictionLog
 
@@ -159,7 +173,8 @@ def _serve(args) -> None:
     card = model_card(predictor.record, predictor.checkpoint_sha256, args.champion_record)
     log = PredictionLog(args.log) if args.log else None
     give_freed_photos_back_to_the_os()  # a setting of the whole process, so the server's process sets it
-    uvicorn.run(create_app(predictor, card, log), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(create_app(predictor, card, log), host=args.host, port=args.port, log_level="warning",
+                http=deadline_protocol(predictor.settings.request_seconds))
 
 
 def _drift(args) -> None:
@@ -171,13 +186,13 @@ def _drift(args) -> None:
 
 
 def _profile(args) -> None:
-    from fer.core.profiles import apply_profile, write_params
+    from fer.core.profiles import apply_profile, write_profile
 
-    merged, _ = apply_profile(args.params, args.profile)
+    apply_profile(args.params, args.profile)
     if args.check:
         print(f"{args.params} + {args.profile}: valid params")
         return
-    write_params(merged, args.params)
+    write_profile(args.params, args.profile)
     print(f"{args.params}: {args.profile} applied; see the changes with `dvc params diff`, run with `dvc repro`")
 
 

@@ -10,6 +10,7 @@ import torch
 from fer.core.params import ModelParams, TrainParams, load_params
 from fer.data.datasets import save_images
 from fer.data.sources.synthetic import generate
+from fer.runtime.checkpoint import tensors_sha256
 from fer.train.job import TrainJob
 from fer.train.trainer import train_model
 
@@ -24,9 +25,11 @@ def files_and_bytes(root: Path) -> dict[Path, bytes]:
 
 
 def with_weights(checkpoint: Path, path: Path, replaced: dict[str, torch.Tensor]) -> Path:
-    """A copy of checkpoint at path, with the tensors named in replaced (state_dict keys) swapped in."""
+    """A copy of checkpoint at path, with the tensors named in replaced (state_dict keys) swapped in, as if it
+    had been saved with them (its digest matches them)."""
     content = torch.load(checkpoint, weights_only=True)
-    torch.save({**content, "state_dict": {**content["state_dict"], **replaced}}, path)
+    state_dict = {**content["state_dict"], **replaced}
+    torch.save({**content, "state_dict": state_dict, "tensors_sha256": tensors_sha256(state_dict)}, path)
     return path
 
 

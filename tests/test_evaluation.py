@@ -6,7 +6,8 @@ import torch
 from conftest import REPO_PARAMS
 from sklearn.metrics import f1_score
 
-from fer.core.labels import EMOTIONS, FER2013
+from fer.core.emotions import EMOTIONS
+from fer.core.labels import FER2013
 from fer.data.sources.synthetic import generate
 from fer.evaluate.evaluation import evaluate_checkpoint, expected_calibration_error, write_evaluation
 from fer.runtime.checkpoint import load_checkpoint

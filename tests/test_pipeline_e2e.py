@@ -18,7 +18,7 @@ from conftest import files_and_bytes
 from PIL import Image
 from skimage import data as skdata
 
-from fer.core.labels import EMOTIONS
+from fer.core.emotions import EMOTIONS
 from fer.data.datasets import load_split, split_label_set
 from fer.runtime.checkpoint import read_checkpoint
 from fer.train.tuning import STUDY_DB

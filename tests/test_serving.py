@@ -25,7 +25,8 @@ from PIL import Image
 from skimage import data as skdata
 
 from fer.cli import main
-from fer.core.labels import EMOTIONS, FER2013
+from fer.core.emotions import EMOTIONS
+from fer.core.labels import FER2013
 from fer.core.params import ModelParams, load_params
 from fer.data.datasets import load_split
 from fer.data.image_stats import image_stats, laplacian_variance

@@ -10,8 +10,8 @@ import pytest
 from conftest import REPO_PARAMS, files_and_bytes
 from PIL import Image
 
+from fer.core.emotions import EMOTIONS
 from fer.core.errors import FerError
-from fer.core.labels import EMOTIONS
 from fer.data.sources.kaggle import fetch_kaggle
 from fer.data.sources.local import read_local
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fer.core.labels import EMOTIONS
+from fer.core.emotions import EMOTIONS
 from fer.data.faces import FIVE_POINT_TEMPLATE
 from fer.data.sources.synthetic import FER2013_TRAIN_COUNTS, class_counts, generate, generate_with_landmarks
 

@@ -26,9 +26,9 @@ from fer.serve.predict import FacePrediction
 from fer.train.job import TrainJob
 from fer.train.trainer import train_model
 
-# Code that may name a task: the heads, and what a data source reads or draws for each task (its options
-# included), since a new task needs new data anyway.
-MAY_NAME_A_TASK = ("fer/core/tasks/", "fer/data/sources/", "fer/core/params.py")
+# Code that may name a task: the heads, and what a data source reads or draws for each task (its options and
+# their validation included), since a new task needs new data anyway.
+MAY_NAME_A_TASK = ("fer/core/tasks/", "fer/data/sources/", "fer/core/params.py", "fer/core/preflight.py")
 TASK_BOOLEANS = ("multi_label", "PRESENT_FROM")
 
 

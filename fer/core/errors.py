@@ -27,5 +27,11 @@ def one_line_errors(main):
         except FerError as err:
             print(f"error: {one_line(err)}", file=sys.stderr)
             sys.exit(2)
+        except OSError as err:
+            # A full disk, a folder without write permission, a path that is a file: the system's own words,
+            # naming the file, are the one line (atomic_path has already removed what it had half written).
+            where = f"{err.filename}: " if err.filename else ""
+            print(f"error: {where}{err.strerror or one_line(err)}", file=sys.stderr)
+            sys.exit(2)
 
     return wrapper

@@ -3,6 +3,7 @@
 How labels of a task sit in a manifest, train a model and are scored is its head's (fer.core.tasks).
 """
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -16,12 +17,23 @@ from fer.core.tasks import HEADS, Task
 from fer.core.tasks.head import TaskHead
 
 LABEL_SET_FILE = "labels.json"
+# Class and attribute names come from folder names and csv headers, and are shown on the upload page and in
+# reports: plain words only (any script's letters and digits, space and _ . , ( ) + ' -), never markup or
+# control characters, at most 64 characters.
+PLAIN_NAME = re.compile(r"[^\W_][\w .,()+'-]{0,63}")
 
 
 @dataclass(frozen=True)
 class LabelSet:
     task: Task
     classes: tuple[str, ...]
+
+    def __post_init__(self):
+        for name in self.classes:
+            if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name):
+                raise FerError(f"class or attribute name {str(name)[:80]!r}: expected plain printable text (letters, "
+                               "digits, space and _ . , ( ) + ' -; at most 64 characters); rename the folder or csv "
+                               "column that holds it")
 
     @cached_property
     def head(self) -> TaskHead:

@@ -7,7 +7,7 @@ search space are the exception: there, leaving a key out means "keep the shared 
 
 import os
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -19,10 +19,19 @@ from fer.core.paths import PATHS
 from fer.core.tasks import Task
 
 PARAMS_FILE = "params.yaml"
+# The smallest image side the pipeline reads, aligns or trains on: below it a face has no features to learn.
+MIN_IMAGE_SIDE = 16
+
+
+# Strict: `-S train.lr=true` or `epochs: 2.0` is a mistake to name, not a value to coerce (true would train
+# at lr 1.0); and no knob takes NaN or infinity (`weight_decay: .inf` trains an all-NaN model).
+STRICT = ConfigDict(strict=True, allow_inf_nan=False)
+# Seeds feed numpy's and torch's generators, which take 0 .. 2**32 - 1.
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, **STRICT)
 
 
 LOCAL_SOURCES = ("csv", "folder", "zip")
@@ -34,11 +43,16 @@ def _inside(path: str, folder: Path) -> bool:
     return not normal.is_absolute() and (normal == folder or folder in normal.parents)
 
 
+def _outside_the_repository(path: str) -> bool:
+    normal = Path(os.path.normpath(path))
+    return normal.is_absolute() or normal.parts[:1] == ("..",)
+
+
 class DataParams(_Section):
     source: Literal["synthetic", "kaggle", "csv", "folder", "zip"]
     path: str
     kaggle_dataset: str
-    max_side: int = Field(ge=16)
+    max_side: int = Field(ge=MIN_IMAGE_SIDE)
     max_images: int = Field(ge=0)  # 0: every image; else a subset of this many, each class keeping its share
     # null: the classes the data has; a list: which of them, in this order; a mapping: source name -> class
     classes: list[str] | dict[str, str] | None
@@ -75,7 +89,7 @@ OnMiss = Literal["resize", "drop"]
 class AlignParams(_Section):
     method: Literal[FaceDetector, "resize"]
     crop: AlignCrop
-    size: int = Field(ge=16, le=512)
+    size: int = Field(ge=MIN_IMAGE_SIDE, le=512)
     margin: float = Field(ge=0.0, le=1.0)
     min_face: int = Field(ge=8)
     on_miss: OnMiss
@@ -123,10 +137,10 @@ class TrainParams(_Section):
 class ModelParams(BaseModel):
     """One entry of `models`: the architecture, plus any TrainParams key overridden for it."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, **STRICT)
 
     arch: str
-    image_size: int = Field(48, ge=16, le=512)
+    image_size: int = Field(48, ge=MIN_IMAGE_SIDE, le=512)
     pretrained: bool | str = False   # true: the library's weights; a path: local weights
     options: dict = {}
 
@@ -138,6 +152,10 @@ class ModelParams(BaseModel):
             if key not in TrainParams.model_fields:
                 raise ValueError(f"unknown key {key!r}; a model takes arch, image_size, pretrained, options "
                                  f"or a train key ({', '.join(TrainParams.model_fields)})")
+        if isinstance(self.pretrained, str) and _outside_the_repository(self.pretrained):
+            # DVC tracks nothing outside the repository: such weights could change with `dvc status` clean.
+            raise ValueError(f"pretrained: {self.pretrained} is outside the repository; copy the weights in, "
+                             "`dvc add` them and give their path relative to the repository root")
         return self
 
 
@@ -160,7 +178,7 @@ class SearchSpace(_Section):
     weight_decay: FloatRange | None = None
     dropout: FloatRange | None = None
     label_smoothing: FloatRange | None = None
-    batch_size: list[int] | None = None
+    batch_size: list[int] | None = Field(None, min_length=1)
 
 
 class TuneParams(_Section):
@@ -176,8 +194,8 @@ class TuneParams(_Section):
 
 class EvaluateParams(_Section):
     tta_flip: bool  # average the predictions of each image and its mirror
-    calibration_bins: int = Field(ge=2)
-    latency_images: int = Field(ge=1)  # single-image CPU forward passes timed per model
+    calibration_bins: int = Field(ge=2, le=1000)  # more bins than this hold a handful of images each
+    latency_images: int = Field(ge=1, le=10000)  # single-image CPU forward passes timed per model (~ms each)
 
 
 class CompareParams(_Section):
@@ -193,12 +211,13 @@ class PredictParams(_Section):
     max_megapixels: float = Field(gt=0)  # the decompression-bomb limit, checked before decoding
     max_side: int = Field(ge=64)  # photos are decoded at most this large: faces are >= min_face_fraction of it
     max_decodes: int = Field(ge=1)  # photos fer serve decodes at once
+    request_seconds: float = Field(gt=0, le=3600)  # fer serve drops a request not fully received by then
 
 
 class Params(_Section):
     task: Task  # expression: one class per face | attributes: several binary attributes per face (CelebA)
-    seed: int  # the data (synthetic faces, split) and the tune stage
-    seeds: list[int] = Field(min_length=1)  # every model is trained once per seed (train@<model>-<seed>)
+    seed: Seed  # the data (synthetic faces, split) and the tune stage
+    seeds: list[Seed] = Field(min_length=1)  # every model is trained once per seed (train@<model>-<seed>)
     model: str  # the model that is tuned and promoted
     data: DataParams
     synthetic: SyntheticParams
@@ -236,10 +255,10 @@ class Params(_Section):
         try:
             return TrainParams.model_validate(merged)
         except ValidationError as err:
-            raise FerError(_describe(err, PARAMS_FILE, f"models.{name}")) from None
+            raise FerError(describe(err, PARAMS_FILE, f"models.{name}")) from None
 
 
-def _describe(err: ValidationError, source: str, prefix: str = "") -> str:
+def describe(err: ValidationError, source: str, prefix: str = "") -> str:
     """The first validation problem as `source: dotted.key: what is wrong (got value)`."""
     first = err.errors()[0]
     key = ".".join([prefix, *map(str, first["loc"])] if prefix else map(str, first["loc"]))
@@ -291,7 +310,7 @@ def parse_params(raw: dict, source: str = PARAMS_FILE) -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as err:
-        raise FerError(_describe(err, source)) from None
+        raise FerError(describe(err, source)) from None
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:

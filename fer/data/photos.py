@@ -66,7 +66,18 @@ def _grey(image: Image.Image, name: str) -> tuple[Image.Image, int]:
     if image.mode in ("I", "F"):  # 32-bit samples have no one scale to 0..255
         raise BadPhoto(f"{name}: 32-bit {'float' if image.mode == 'F' else 'integer'} pixels; "
                        "expected 8- or 16-bit samples", 415)
-    return image.convert("L"), 8
+    return _on_white(image).convert("L"), 8
+
+
+def _on_white(image: Image.Image) -> Image.Image:
+    """A transparent image as a viewer shows it, composited on white: convert("L") would drop the alpha and
+    keep the colour stored under fully transparent pixels, which no one sees (a face can hide there)."""
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode not in ("RGBA", "LA", "PA", "RGBa", "La"):
+        return image
+    rgba = image.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
 
 
 def _is_deep_netpbm(image: Image.Image) -> bool:

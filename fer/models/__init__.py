@@ -11,8 +11,7 @@ import importlib
 
 from torch import nn
 
-from fer.core.archs import ARCH_BUILDERS, ARCHS
-from fer.core.errors import FerError
+from fer.core.archs import ARCH_BUILDERS, check_model
 from fer.models.input_spec import InputSpec
 
 
@@ -25,8 +24,7 @@ def build_model(
     **options,
 ) -> tuple[nn.Module, InputSpec]:
     """pretrained: False (random init), True (the arch's published weights) or a path to a weights file."""
-    if arch not in ARCH_BUILDERS:
-        raise FerError(f"unknown model arch {arch!r}; expected one of: {', '.join(ARCHS)}")
+    check_model(arch, arch, image_size, pretrained, options)
     module_name, function_name = ARCH_BUILDERS[arch].split(":")
     builder = getattr(importlib.import_module(f"{__name__}.{module_name}"), function_name)
     model, norm = builder(

@@ -7,11 +7,11 @@ import torch
 from torch import nn
 from transformers import ViTConfig, ViTForImageClassification
 
+from fer.core.archs import VIT_SCRATCH_SIZES
 from fer.core.errors import FerError, one_line
 from fer.models.adapt import check_options, fresh_head, make_grey, required_option
 from fer.models.input_spec import FROM_SCRATCH, Normalization
 
-SCRATCH_SIZES = ("patch_size", "hidden_size", "num_hidden_layers", "num_attention_heads")  # required from scratch
 # google/vit-* checkpoints were trained on input scaled to [-1, 1].
 PRETRAINED_INPUT = Normalization(mean=0.5, std=0.5)
 
@@ -38,7 +38,7 @@ def build_vit(num_classes, image_size, pretrained, dropout, **options) -> tuple[
         vit.vit.embeddings.patch_embeddings.num_channels = vit.config.num_channels = 1
         normalization = PRETRAINED_INPUT
     else:
-        check_options("vit", options, allowed=(*SCRATCH_SIZES, "intermediate_size", "conv_stem"))
+        check_options("vit", options, allowed=(*VIT_SCRATCH_SIZES, "intermediate_size", "conv_stem"))
         vit = _scratch_vit(image_size, num_classes, options)
         normalization = FROM_SCRATCH
     fresh_head(vit, "classifier", num_classes, dropout)
@@ -74,7 +74,7 @@ def _conv_stem(patch_size: int, hidden_size: int) -> ConvStem:
 
 
 def _scratch_vit(image_size: int, num_classes: int, options: dict) -> ViTForImageClassification:
-    sizes = {name: required_option("vit", options, name) for name in SCRATCH_SIZES}
+    sizes = {name: required_option("vit", options, name) for name in VIT_SCRATCH_SIZES}
     # transformers silently builds a lopsided attention (head size rounded down) otherwise
     if sizes["hidden_size"] % sizes["num_attention_heads"]:
         raise FerError(

@@ -2,10 +2,11 @@
 
 Written by training and tuning; read by evaluation, serving, the benchmark and the model card. Loaded with
 torch.load(weights_only=True), so opening a checkpoint never runs code from it, and refused unless its weights
-and outputs are finite and, where a stage recorded its sha256, the file still has that hash: a corrupted file
-must never answer with NaN probabilities.
+and outputs are finite, its weights still have the digest saved with them (flipped bits in any checkpoint) and,
+where a stage recorded its sha256, the file still has that hash: a corrupted file must never answer.
 """
 
+import hashlib
 import pickle
 from pathlib import Path
 
@@ -62,9 +63,25 @@ class ModelRecord(BaseModel):
         return InputSpec(self.image_size, self.mean, self.std)
 
 
+def tensors_sha256(state_dict: dict) -> str:
+    """sha256 over every entry's name, dtype, shape and bytes: a checkpoint's own check of its weights, so that
+    flipped bits are caught in any checkpoint, not only in those whose file hash a stage recorded elsewhere."""
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        value = state_dict[key]
+        digest.update(key.encode())
+        if isinstance(value, torch.Tensor):
+            digest.update(f"{value.dtype}{tuple(value.shape)}".encode())
+            digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            digest.update(repr(value).encode())
+    return digest.hexdigest()
+
+
 def save_checkpoint(path: str | Path, state_dict: dict, record: ModelRecord) -> None:
     with atomic_path(path) as tmp:
-        torch.save({"state_dict": state_dict, "record": record.model_dump()}, tmp)
+        torch.save({"state_dict": state_dict, "record": record.model_dump(),
+                    "tensors_sha256": tensors_sha256(state_dict)}, tmp)
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict, ModelRecord]:
@@ -88,6 +105,20 @@ def read_checkpoint(path: str | Path) -> tuple[dict, ModelRecord]:
         problem = err.errors()[0]
         raise FerError(f"{path}: bad model record ({'.'.join(map(str, problem['loc']))}: {problem['msg']}); "
                        f"expected {EXPECTED}") from None
+    if "tensors_sha256" not in content:
+        raise FerError(f"{path}: carries no digest of its weights (written before checkpoints had one?); "
+                       f"expected {EXPECTED}: retrain it (dvc repro)")
+    state_dict = content["state_dict"]
+    if not isinstance(state_dict, dict):
+        raise FerError(f"{path}: its state_dict is not a mapping of tensors; expected {EXPECTED}")
+    # NaN first: the more telling name for a corruption the digest would catch too
+    non_finite = [key for key, value in state_dict.items()
+                  if isinstance(value, torch.Tensor) and value.is_floating_point() and not value.isfinite().all()]
+    if non_finite:
+        raise FerError(f"{path}: weights {non_finite[0]} hold NaN or inf (a corrupted file?); expected {EXPECTED}")
+    if tensors_sha256(state_dict) != content["tensors_sha256"]:
+        raise FerError(f"{path}: its weights differ from the digest they were saved with (flipped bits, a damaged "
+                       "copy?); rebuild it (dvc repro --force) or pull a good copy")
     return content["state_dict"], record
 
 
@@ -105,10 +136,6 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
     if expected_sha256 is not None and Path(path).is_file():
         verify_sha256(path, expected_sha256)
     state_dict, record = read_checkpoint(path)
-    non_finite = [key for key, value in state_dict.items()
-                  if isinstance(value, torch.Tensor) and value.is_floating_point() and not value.isfinite().all()]
-    if non_finite:
-        raise FerError(f"{path}: weights {non_finite[0]} hold NaN or inf (a corrupted file?); expected {EXPECTED}")
     model, _ = build_model(record.arch, len(record.classes), record.image_size, pretrained=False,
                            dropout=record.dropout, **record.options)
     try:

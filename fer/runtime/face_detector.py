@@ -46,6 +46,8 @@ class MtcnnDetector:
         prepared = [_prepared(gray) for gray in images]
         found: list[list[Face]] = [[] for _ in images]
         for (canvas, min_size), members in self._calls(images, prepared, min_face_fraction).items():
+            if min(canvas) < min_size:
+                continue  # no face that large fits: MTCNN's image pyramid would be empty (torch.cat of nothing)
             batch = np.stack([_padded_to(prepared[i][0], canvas) for i in members])
             for i, boxes, points in zip(members, *self._detect(batch, min_size)):
                 found[i] = _faces(boxes, points, *prepared[i][1:])

@@ -2,6 +2,8 @@
 
 import asyncio
 import ctypes
+import logging
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Annotated
@@ -12,9 +14,11 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from fer.core.errors import FerError, one_line
 from fer.data.photos import decode_photo
+from fer.serve.http_guard import RefuseAmbiguousLength
 from fer.serve.predict import Predictor
 from fer.serve.prediction_log import PredictionLog
 
+logger = logging.getLogger("uvicorn.error")  # uvicorn's own log, shown at its warning level
 # Room for the multipart envelope around the image itself.
 MULTIPART_OVERHEAD = 64 * 1024
 # glibc's mallopt() parameter, and its initial value: a buffer from this size up gets its own mmap.
@@ -76,6 +80,7 @@ def create_app(predictor: Predictor, card: dict, log: PredictionLog | None = Non
     decoders = ThreadPoolExecutor(predictor.settings.max_decodes, thread_name_prefix="fer-decode")
     app = FastAPI(title="fer", summary="facial-expression recognition with the pipeline's champion model")
     app.add_middleware(BodyLimit, max_bytes=limits["max_bytes"] + MULTIPART_OVERHEAD)
+    app.add_middleware(RefuseAmbiguousLength)  # added last, so it runs first
     page = resources.files(__package__).joinpath("static/index.html").read_text()
 
     @app.exception_handler(FerError)
@@ -107,7 +112,11 @@ def create_app(predictor: Predictor, card: dict, log: PredictionLog | None = Non
         photo = decode_photo(data, name, **limits)
         faces = predictor.predict(photo.grey, name, photo.scale)
         if log is not None:
-            log.record(predictor.name, [face.log_row() for face in faces])
+            try:
+                log.record(predictor.name, [face.log_row() for face in faces])
+            except (sqlite3.Error, OSError) as err:
+                # The log serves drift detection later; a full disk must not cost the user this answer.
+                logger.warning("prediction log %s: not written (%s)", log.path, one_line(err))
         height, width = (round(side * photo.scale) for side in photo.grey.shape)
         return {"model": predictor.name, "width": width, "height": height,
                 "faces": [face.as_dict() for face in faces]}

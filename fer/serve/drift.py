@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy.stats import ks_2samp
 
 from fer.core.errors import FerError
@@ -39,14 +40,26 @@ def _histogram_spec(stat: str, logged: np.ndarray, reference: np.ndarray) -> dic
 
 
 def drift_report(log_path: str | Path, split_dir: str | Path, out_dir: str | Path, alpha: float = 0.01) -> dict:
-    """drift.json, drift.md and one histogram PNG per image statistic in out_dir; returns the JSON."""
+    """drift.json, drift.md and one histogram PNG per image statistic in out_dir; returns the JSON.
+
+    Only those files are (re)written: out_dir may be a folder holding other files (plots/, outputs/)."""
     import vl_convert
 
+    if not 0 < alpha < 1:  # also refuses NaN
+        raise FerError(f"--alpha: {alpha}; expected a p-value threshold between 0 and 1 (e.g. 0.01)")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FerError(f"--out: {out_dir} is a file; expected a folder for drift.json, drift.md and the plots")
     if not Path(log_path).is_file():
         raise FerError(f"{log_path}: no prediction log; serve some predictions first (fer serve)")
     logged = read_log(log_path)
     if logged.empty:
         raise FerError(f"{log_path}: no predictions logged yet")
+    unusable = [stat for stat in (*IMAGE_STATS, *DETECTION_STATS)
+                if not pd.api.types.is_numeric_dtype(logged[stat]) or logged[stat].isna().any()]
+    if unusable:
+        raise FerError(f"{log_path}: column {unusable[0]} holds text or NULL values; expected the numbers "
+                       "fer serve logs (was the log written by another program?)")
     train_faces, _ = load_split(split_dir, "train")
     reference = image_stats(train_faces)
     tests = {}
@@ -76,11 +89,12 @@ def drift_report(log_path: str | Path, split_dir: str | Path, out_dir: str | Pat
     lines += [f"| {stat} | {t['ks_statistic']} | {t['p_value']:.3g} | {t['served_median']} | {t['training_median']} "
               f"| {'**yes**' if t['drifted'] else 'no'} |" for stat, t in tests.items()]
     lines += ["", *(f"![{stat}]({stat}.png)" for stat in IMAGE_STATS)]
-    with atomic_path(out_dir) as tmp:
-        tmp.mkdir()
-        (tmp / "drift.json").write_text(json.dumps(report, indent=2) + "\n")
-        (tmp / "drift.md").write_text("\n".join(lines) + "\n")
-        for stat in IMAGE_STATS:
-            spec = _histogram_spec(stat, logged[stat].to_numpy(), reference[stat])
-            (tmp / f"{stat}.png").write_bytes(vl_convert.vegalite_to_png(spec, scale=1.5))
+    files = {"drift.json": (json.dumps(report, indent=2) + "\n").encode(),
+             "drift.md": ("\n".join(lines) + "\n").encode()}
+    for stat in IMAGE_STATS:
+        spec = _histogram_spec(stat, logged[stat].to_numpy(), reference[stat])
+        files[f"{stat}.png"] = vl_convert.vegalite_to_png(spec, scale=1.5)
+    for name, content in files.items():
+        with atomic_path(out_dir / name) as tmp:
+            tmp.write_bytes(content)
     return report

@@ -22,12 +22,16 @@ class PredictionLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One connection shared by the server's worker threads, serialised by a lock.
-        self._db = sqlite3.connect(self.path, check_same_thread=False)
         self._lock = threading.Lock()
-        with self._lock, self._db:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS predictions (id INTEGER PRIMARY KEY, "
-                             f"{', '.join(f'{name} {kind}' for name, kind in COLUMNS.items())})")
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False)
+            with self._lock, self._db:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("CREATE TABLE IF NOT EXISTS predictions (id INTEGER PRIMARY KEY, "
+                                 f"{', '.join(f'{name} {kind}' for name, kind in COLUMNS.items())})")
+        except sqlite3.Error as err:
+            raise FerError(f"{path}: cannot open the prediction log ({one_line(err)}); give another --log, or "
+                           "--log '' to log nothing") from None
 
     def record(self, model: str, faces: list[dict]) -> None:
         """faces: one row per face with emotion, confidence and the input statistics (FacePrediction.log_row)."""
@@ -46,13 +50,11 @@ def read_log(path: str | Path) -> pd.DataFrame:
     """Every logged prediction, read without writing: a reader must never turn a stray file into a database."""
     db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
     try:
-        db.execute("SELECT 1 FROM predictions LIMIT 1")
-    except sqlite3.DatabaseError as err:
-        db.close()
-        raise FerError(f"{path}: not a prediction log ({one_line(err)}); expected the SQLite file that "
-                       "fer serve --log writes") from None
-    try:
         return _select(db)
+    except (sqlite3.DatabaseError, pd.errors.DatabaseError) as err:  # not SQLite, no table, a column missing
+        # pandas wraps SQLite's words in the whole query; SQLite's own error is its cause
+        raise FerError(f"{path}: not a prediction log ({one_line(err.__cause__ or err)}); expected the SQLite file "
+                       "that fer serve --log writes") from None
     finally:
         db.close()
 

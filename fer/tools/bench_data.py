@@ -25,8 +25,8 @@ import pandas as pd
 import yaml
 from PIL import Image
 
+from fer.core.emotions import EMOTIONS
 from fer.core.errors import FerError
-from fer.core.labels import EMOTIONS
 from fer.data.sources import celeba
 from fer.data.sources.synthetic import generate, generate_attributes
 

@@ -123,9 +123,13 @@ class Attributes(TaskHead):
             confusion += confusion_matrix(truth, guess, labels=[1, 0]).tolist()
         confusion = np.array(confusion)
         defined_ap = [row["average_precision"] for row in per_class.values() if row["average_precision"] is not None]
+        # F1 of an attribute no test face shows is 0 whatever the model does (no true positive can exist), so, as
+        # for average precision, the mean leaves it out; its false alarms still count in accuracy.
+        present_f1 = [row["f1"] for row in per_class.values() if row["support"]]
         return {
             "accuracy": round_metric(np.mean([row["accuracy"] for row in per_class.values()])),
-            "macro_f1": round_metric(np.mean([row["f1"] for row in per_class.values()])),
+            "macro_f1": round_metric(np.mean(present_f1) if present_f1 else 0.0),
+            "attributes_absent_from_test": len(per_class) - len(present_f1),
             "mean_average_precision": optional_metric(np.mean(defined_ap) if defined_ap else None),
             "majority_accuracy": round_metric(np.mean([row["majority_accuracy"] for row in per_class.values()])),
             "per_class": per_class,

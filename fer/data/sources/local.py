@@ -16,6 +16,7 @@ import pandas as pd
 from fer.core.emotions import EMOTIONS, class_name, default_order
 from fer.core.errors import FerError, one_line
 from fer.core.labels import FER2013, LabelSet
+from fer.core.params import MIN_IMAGE_SIDE
 from fer.data.rawdata import TEST, TRAIN, VAL, ImageSpool, RaggedImages, RawDataset
 from fer.data.sources.celeba import ATTRIBUTES_FILE, read_celeba
 from fer.data.sources.files import IMAGE_SUFFIXES, decode_all, files_under, visible_children
@@ -233,8 +234,9 @@ def square_side(counts: np.ndarray, shown_as: str) -> int:
         return 0
     length = int(lengths[np.argmax(frequency)])
     side = math.isqrt(length)
-    if side * side != length:
-        raise FerError(f"{shown_as}: pixel rows hold {length} values, which is not a square image")
+    if side * side != length or side < MIN_IMAGE_SIDE:
+        raise FerError(f"{shown_as}: pixel rows hold {length} values; expected a square image of at least "
+                       f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} (48x48 = 2304 for FER2013)")
     return side
 
 

@@ -15,7 +15,8 @@ un-shifted and un-scaled by the face's pose, so every feature is drawn once, upr
 
 import numpy as np
 
-from fer.core.labels import EMOTIONS, FER2013, LabelSet
+from fer.core.emotions import EMOTIONS
+from fer.core.labels import FER2013, LabelSet
 from fer.data.rawdata import SYNTHETIC_SOURCE, RawDataset
 
 # Class counts of the FER2013 train split, in canonical order: the imbalance to reproduce (disgust rare).
