@@ -97,12 +97,14 @@ def _report(args) -> None:
 
 
 def _predictor(args):
-    from fer.evaluate.provenance import recorded_sha256
+    """(predictor, champion record or None): the record is read once, the checkpoint hashed once."""
+    from fer.evaluate.provenance import champion_if_any, recorded_sha256
     from fer.serve.predict import Predictor
 
     params = load_params(args.params)
-    expected = recorded_sha256(args.model, args.champion_record, PATHS.evaluations)
-    return Predictor(args.model, params.align, params.predict, expected)
+    champion = champion_if_any(args.champion_record)
+    expected = recorded_sha256(args.model, champion, PATHS.evaluations)
+    return Predictor(args.model, params.align, params.predict, expected), champion
 
 
 def _predict(args) -> None:
@@ -111,7 +113,7 @@ def _predict(args) -> None:
     from fer.data.photos import BadPhoto, read_photo
     from fer.serve.model_card import training_note
 
-    predictor = _predictor(args)
+    predictor, _ = _predictor(args)
     print(f"note: {predictor.name}: {training_note(predictor.record)}", file=sys.stderr)
     results, failed = [], 0
     for photo in args.photos:
@@ -141,8 +143,8 @@ def _serve(args) -> None:
     from fer.serve.model_card import model_card
     from fer.serve.prediction_log import PredictionLog
 
-    predictor = _predictor(args)
-    card = model_card(predictor.record, predictor.checkpoint_sha256, args.champion_record)
+    predictor, champion = _predictor(args)
+    card = model_card(predictor.record, predictor.checkpoint_sha256, champion)
     log = PredictionLog(args.log) if args.log else None
     give_freed_photos_back_to_the_os()  # a setting of the whole process, so the server's process sets it
     uvicorn.run(create_app(predictor, card, log), host=args.host, port=args.port, log_level="warning")

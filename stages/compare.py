@@ -5,7 +5,7 @@ import argparse
 from fer.core.errors import one_line_errors
 from fer.core.params import load_params
 from fer.evaluate.champion import promote_champion
-from fer.evaluate.leaderboard import build_leaderboard, current_runs, read_evaluations, write_leaderboard
+from fer.evaluate.leaderboard import build_leaderboard, current_runs, mark_ties, read_evaluations, write_leaderboard
 
 
 @one_line_errors
@@ -22,7 +22,7 @@ def main():
 
     params = load_params()
     evaluations = current_runs(read_evaluations(args.evaluations), params.models, params.seeds, args.tuned)
-    leaderboard = build_leaderboard(evaluations, params.compare)
+    leaderboard = mark_ties(build_leaderboard(evaluations, params.compare), evaluations, params.compare.alpha)
     promote_champion(leaderboard, evaluations, args.champion, args.champion_record)
     write_leaderboard(leaderboard, args.leaderboard, args.markdown, args.bars)
 

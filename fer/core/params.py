@@ -176,10 +176,13 @@ class EvaluateParams(_Section):
     tta_flip: bool  # average the predictions of each image and its mirror
     calibration_bins: int = Field(ge=2)
     latency_images: int = Field(ge=1)  # single-image CPU forward passes timed per model
+    interval: float = Field(gt=0.0, lt=1.0)  # confidence of the bootstrap intervals
+    bootstrap_resamples: int = Field(ge=100)
 
 
 class CompareParams(_Section):
     rank_by: Literal["accuracy", "macro_f1"]
+    alpha: float = Field(gt=0.0, lt=1.0)  # significance level of the paired tests (ties, report verdicts)
 
 
 class PredictParams(_Section):

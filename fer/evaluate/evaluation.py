@@ -5,6 +5,7 @@ over the attributes of each attribute's accuracy and F1, beside the mean average
 baseline (every attribute predicted as its more common value in the train split).
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,11 @@ from fer.core.errors import FerError
 from fer.core.labels import PRESENT_FROM, LabelSet
 from fer.core.params import EvaluateParams
 from fer.core.storage import file_sha256, write_json
+from fer.evaluate.intervals import score_intervals
+from fer.evaluate.records import Evaluation, PredictionRow, write_predictions, write_record
 from fer.runtime.checkpoint import load_checkpoint
 from fer.runtime.inference import cpu_latency_ms, predict_probabilities
 
-# Big per-cell lists that the confusion plot already shows; kept out of the metrics file DVC tabulates.
-CONFUSION_KEYS = ("confusion", "confusion_normalized")
 DECIMALS = 4
 ANSWERS = ("yes", "no")  # an attribute's confusion rows and columns, in attribute_metrics' order [1, 0]
 
@@ -104,13 +105,23 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def evaluate_checkpoint(checkpoint_path: str | Path, images: np.ndarray, labels: np.ndarray, label_set: LabelSet,
-                        params: EvaluateParams, device: str | torch.device = "cpu",
-                        train_labels: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
-    """(JSON-ready result, predictions) of a checkpoint on uint8 images (N, H, W) and their labels.
+@dataclass(frozen=True)
+class Evaluated:
+    """An evaluation and what its plots need: the confusion matrix and the per-image test predictions."""
 
-    Predictions are class indices (N,), or 0/1 attributes (N, K). train_labels: the attributes task's majority
-    baseline comes from them (required there).
+    record: Evaluation
+    confusion: list[list[int]]
+    per_image: list[PredictionRow]
+
+
+def evaluate_checkpoint(checkpoint_path: str | Path, images: np.ndarray, labels: np.ndarray, label_set: LabelSet,
+                        params: EvaluateParams, *, predictions_path: str | Path, device: str | torch.device = "cpu",
+                        train_labels: np.ndarray | None = None) -> tuple[Evaluated, np.ndarray]:
+    """(evaluation, predictions) of a checkpoint on uint8 images (N, H, W) and their labels.
+
+    Predictions are class indices (N,), or 0/1 attributes (N, K). predictions_path: where the per-image
+    predictions will be written (the record names it). train_labels: the attributes task's majority baseline
+    comes from them (required there).
     """
     model, record = load_checkpoint(checkpoint_path, device)
     if record.label_set != label_set:
@@ -131,21 +142,21 @@ def evaluate_checkpoint(checkpoint_path: str | Path, images: np.ndarray, labels:
         predictions = probabilities.argmax(1)
         quality = classification_metrics(labels, predictions, record.classes)
         ece = expected_calibration_error(probabilities, labels, params.calibration_bins)
-    result = {
-        "model": record.name,
-        "arch": record.arch,
-        "task": record.task,
-        "seed": record.seed,
-        "checkpoint": str(checkpoint_path),
-        "checkpoint_sha256": file_sha256(checkpoint_path),
-        "classes": record.classes,
-        **quality,
-        "ece": _round(ece),
-        "params": count_parameters(model),
-        "size_bytes": Path(checkpoint_path).stat().st_size,
-        "latency_ms": _round(cpu_latency_ms(model, images_tensor, record.input_spec, params.latency_images)),
-    }
-    return result, predictions
+    accuracy, macro_f1 = score_intervals(labels, predictions, len(record.classes), params.interval,
+                                         params.bootstrap_resamples)
+    confusion = quality.pop("confusion")
+    quality.pop("confusion_normalized")
+    evaluation = Evaluation(
+        model=record.name, arch=record.arch, task=record.task, seed=record.seed, checkpoint=str(checkpoint_path),
+        sha256=file_sha256(checkpoint_path), predictions=str(predictions_path), classes=record.classes,
+        test_images=len(labels), **quality,
+        accuracy_ci_low=_round(accuracy.low), accuracy_ci_high=_round(accuracy.high),
+        macro_f1_ci_low=_round(macro_f1.low), macro_f1_ci_high=_round(macro_f1.high),
+        ece=_round(ece), params=count_parameters(model), size_bytes=Path(checkpoint_path).stat().st_size,
+        latency_ms=_round(cpu_latency_ms(model, images_tensor, record.input_spec, params.latency_images)),
+    )
+    return Evaluated(evaluation, confusion, per_image_rows(labels, probabilities, record.task, record.classes)), \
+        predictions
 
 
 def confusion_cells(confusion: list[list[int]], task: str, classes: list[str]) -> list[dict]:
@@ -163,14 +174,32 @@ def confusion_cells(confusion: list[list[int]], task: str, classes: list[str]) -
             for actual, row in enumerate(confusion) for predicted, count in enumerate(row)]
 
 
-def write_evaluation(result: dict, metrics_path: str | Path, *confusion_paths: str | Path) -> None:
-    """The metrics JSON (without the confusion matrices) and the confusion-plot cells, atomically.
+def per_image_rows(labels: np.ndarray, probabilities: np.ndarray, task: str, classes: list[str]) -> list[PredictionRow]:
+    """One PredictionRow per test image, or per image and attribute ("<attribute>: yes|no" against yes|no)."""
+    if task == "attributes":
+        said_yes = probabilities >= PRESENT_FROM
+        return [PredictionRow(image=i, actual=f"{name}: {ANSWERS[1 - truth]}", predicted=ANSWERS[1 - int(yes)],
+                              correct=bool(yes) == bool(truth), p_true=_round(p if truth else 1 - p),
+                              confidence=_round(p if yes else 1 - p))
+                for i, (row, answers, said) in enumerate(zip(probabilities, labels, said_yes))
+                for name, p, truth, yes in zip(classes, row.tolist(), answers.tolist(), said.tolist())]
+    guesses = probabilities.argmax(1)
+    return [PredictionRow(image=i, actual=classes[truth], predicted=classes[guess], correct=truth == guess,
+                          p_true=_round(row[truth]), confidence=_round(row[guess]))
+            for i, (row, truth, guess) in enumerate(zip(probabilities.tolist(), labels.tolist(), guesses.tolist()))]
+
+
+def write_evaluation(evaluated: Evaluated, metrics_path: str | Path, *confusion_paths: str | Path) -> None:
+    """The metrics JSON, the per-image predictions (at the path the record names) and the confusion-plot cells,
+    each atomically.
 
     DVC binds one template to a plot file, so the raw and the row-normalised confusion plots each need
     their own copy of the cells.
     """
-    write_json(metrics_path, {key: value for key, value in result.items() if key not in CONFUSION_KEYS})
-    cells = confusion_cells(result["confusion"], result["task"], result["classes"])
+    record = evaluated.record
+    write_predictions(record.predictions, evaluated.per_image)
+    write_record(metrics_path, record)
+    cells = confusion_cells(evaluated.confusion, record.task, record.classes)
     for path in confusion_paths:
         write_json(path, cells)
 
