@@ -93,7 +93,8 @@ def _report(args) -> None:
     plots = list(args.plot)
     if args.render_plots:
         plots += render_plots(args.rev, args.render_plots, args.plots or DEFAULT_PLOTS, args.repo)
-    print(build_report(args.rev, args.repo, plot_images=[str(p) for p in plots]))
+    alpha = load_params(Path(args.repo) / PARAMS_FILE).compare.alpha
+    print(build_report(args.rev, alpha, args.repo, plot_images=[str(p) for p in plots]))
 
 
 def _predictor(args):

@@ -74,26 +74,38 @@ class PredictionRow(_Record):
 _ROWS = TypeAdapter(list[PredictionRow])
 
 
-def _validated(model, path: Path, what: str):
+def _validated(model, data, where: str, what: str):
     try:
-        return model.validate_python(read_json(path, what)) if isinstance(model, TypeAdapter) \
-            else model.model_validate(read_json(path, what))
+        return model.validate_python(data) if isinstance(model, TypeAdapter) else model.model_validate(data)
     except ValidationError as err:
         problem = err.errors()[0]
-        raise FerError(f"{path}: not {what} ({'.'.join(map(str, problem['loc']))}: {problem['msg']}); "
+        raise FerError(f"{where}: not {what} ({'.'.join(map(str, problem['loc']))}: {problem['msg']}); "
                        "re-run the pipeline (dvc repro)") from None
 
 
+EVALUATION, CHAMPION, PREDICTIONS = ("the metrics of an evaluate stage", "the champion record written by the compare "
+                                     "stage", "the per-image test predictions of an evaluate stage")
+
+
 def read_evaluation(path: str | Path) -> Evaluation:
-    return _validated(Evaluation, Path(path), "the metrics of an evaluate stage")
+    return _validated(Evaluation, read_json(path, EVALUATION), path, EVALUATION)
 
 
 def read_champion(path: str | Path) -> ChampionRecord:
-    return _validated(ChampionRecord, Path(path), "the champion record written by the compare stage")
+    return _validated(ChampionRecord, read_json(path, CHAMPION), path, CHAMPION)
 
 
 def read_predictions(path: str | Path) -> list[PredictionRow]:
-    return _validated(_ROWS, Path(path), "the per-image test predictions of an evaluate stage")
+    return _validated(_ROWS, read_json(path, PREDICTIONS), path, PREDICTIONS)
+
+
+def parse_predictions(text: str, where: str) -> list[PredictionRow]:
+    """Per-image predictions from a file's text (e.g. `git show REV:PATH`); where names it in errors."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise FerError(f"{where}: not valid JSON ({err}); expected {PREDICTIONS}") from None
+    return _validated(_ROWS, data, where, PREDICTIONS)
 
 
 def write_record(path: str | Path, record: BaseModel) -> None:
