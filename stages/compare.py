@@ -4,7 +4,8 @@ import argparse
 
 from fer.core.errors import one_line_errors
 from fer.core.params import load_params
-from fer.evaluate.champion import promote_champion
+from fer.evaluate.champion import champion_run, promote_champion
+from fer.evaluate.gallery import draw_gallery
 from fer.evaluate.leaderboard import build_leaderboard, current_runs, mark_ties, read_evaluations, write_leaderboard
 
 
@@ -18,6 +19,9 @@ def main():
     cli.add_argument("--bars", required=True)
     cli.add_argument("--champion", required=True, help="where the champion's checkpoint is copied")
     cli.add_argument("--champion-record", required=True, help="the champion's name, hash and test metrics")
+    cli.add_argument("--split", required=True, help="the split whose test images the gallery shows")
+    cli.add_argument("--errors", required=True, help="PNG: the champion's most confidently wrong test images")
+    cli.add_argument("--activations", required=True, help="PNG: the champion's class-activation maps per class")
     args = cli.parse_args()
 
     params = load_params()
@@ -25,6 +29,7 @@ def main():
     leaderboard = mark_ties(build_leaderboard(evaluations, params.compare), evaluations, params.compare.alpha)
     promote_champion(leaderboard, evaluations, args.champion, args.champion_record)
     write_leaderboard(leaderboard, args.leaderboard, args.markdown, args.bars)
+    draw_gallery(champion_run(leaderboard, evaluations), args.split, args.errors, args.activations)
 
 
 if __name__ == "__main__":
