@@ -231,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     faces.add_argument("--photo-repeats", type=int, default=3, help="timed align runs over the drawn photos")
     faces.add_argument("--params", default=PARAMS_FILE, help="its align section and predict.min_face_fraction")
     faces.set_defaults(run=_bench_faces)
-    report = commands.add_parser("report", help="pull-request markdown: params, metric changes per model, leaderboard")
+    report = commands.add_parser("report", help="pull-request markdown: what changed, per model a verdict "
+                                   "(changed / within noise), leaderboard")
     report.add_argument("--rev", default="main", help="the git revision to compare the workspace with")
     report.add_argument("--repo", default=".")
     report.add_argument("--plot", action="append", default=[], help="an image (path or URL) to embed")

@@ -94,6 +94,9 @@ def summary_line(inputs: list[str], verdicts: list[Verdict]) -> str:
     if not inputs and moved:
         line += (f"; {len(moved)} moved: the run differs only in where it ran (CPU kernels pick code paths by "
                  "instruction set, see docs/noise.md)")
+        if changed:  # the paired test holds the test images fixed, not the training run
+            line += ("; with nothing changed, a change beyond noise is between-run variance, as another seed "
+                     "would give: add seeds to measure it")
     if any(v.evidence.startswith("unpaired") for v in verdicts):
         line += "; the base revision has no per-image predictions, so verdicts come from intervals"
     return f"**{line}**\n"
