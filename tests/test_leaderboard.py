@@ -16,7 +16,8 @@ from fer.evaluate.leaderboard import (
     markdown_table,
     write_leaderboard,
 )
-from fer.evaluate.records import PredictionRow, read_champion, write_predictions
+from fer.evaluate.provenance import recorded_sha256
+from fer.evaluate.records import ChampionRecord, PredictionRow, read_champion, write_predictions, write_record
 
 BY_ACCURACY = CompareParams(rank_by="accuracy", alpha=0.05)
 BY_MACRO_F1 = CompareParams(rank_by="macro_f1", alpha=0.05)
@@ -178,3 +179,18 @@ def test_only_the_current_models_and_seeds_are_ranked_and_a_missing_run_is_named
     missing = r"^compare: no evaluation of steady \(seed 4\), weak \(seed 1\), weak \(seed 4\); run"
     with pytest.raises(FerError, match=missing):
         current_runs(left_over, models={"steady": {}, "weak": {}}, seeds=[1, 4], tuned_name="tuned")
+
+
+def test_the_recorded_hash_comes_from_the_record_naming_the_file_and_only_that_one_must_be_valid(tmp_path):
+    folder = tmp_path / "evaluate"
+    folder.mkdir()
+    (folder / "old.json").write_text(json.dumps({"checkpoint": str(tmp_path / "other.pt"), "checkpoint_sha256": "x"}))
+    write_record(folder / "cnn.json", _evaluation("cnn", 0.5, 0.4, checkpoint=str(tmp_path / "cnn.pt"),
+                                                  sha256="a" * 64))
+    assert recorded_sha256(tmp_path / "cnn.pt", None, folder) == "a" * 64
+    assert recorded_sha256(tmp_path / "unknown.pt", None, folder) is None
+    champion = ChampionRecord(name="cnn", arch="cnn", seed=42, checkpoint=str(tmp_path / "champion.pt"),
+                              sha256="b" * 64, promoted_from="cnn.pt", rank_by="macro_f1", test_metrics={})
+    assert recorded_sha256(tmp_path / "champion.pt", champion, folder) == "b" * 64
+    with pytest.raises(FerError, match=r"old.json: not the metrics of an evaluate stage \(model: Field required\)"):
+        recorded_sha256(tmp_path / "other.pt", None, folder)

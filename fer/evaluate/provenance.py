@@ -7,7 +7,8 @@ they scored; a served or evaluated checkpoint is checked against them.
 
 from pathlib import Path
 
-from fer.evaluate.records import ChampionRecord, read_champion, read_evaluation
+from fer.core.storage import read_json
+from fer.evaluate.records import EVALUATION, ChampionRecord, parse_evaluation, read_champion
 
 
 def champion_if_any(record_path: str | Path) -> ChampionRecord | None:
@@ -20,5 +21,9 @@ def recorded_sha256(checkpoint: str | Path, champion: ChampionRecord | None, eva
     checkpoint = Path(checkpoint).resolve()
     if champion and Path(champion.checkpoint).resolve() == checkpoint:
         return champion.sha256
-    records = (read_evaluation(file) for file in sorted(Path(evaluations).glob("*.json")))
-    return next((record.sha256 for record in records if Path(record.checkpoint).resolve() == checkpoint), None)
+    for file in sorted(Path(evaluations).glob("*.json")):
+        # Only the evaluation of this very file must be a valid record; the others are no concern of its reader.
+        data = read_json(file, EVALUATION)
+        if isinstance(data, dict) and Path(str(data.get("checkpoint"))).resolve() == checkpoint:
+            return parse_evaluation(data, file).sha256
+    return None

@@ -88,7 +88,12 @@ EVALUATION, CHAMPION, PREDICTIONS = ("the metrics of an evaluate stage", "the ch
 
 
 def read_evaluation(path: str | Path) -> Evaluation:
-    return _validated(Evaluation, read_json(path, EVALUATION), path, EVALUATION)
+    return parse_evaluation(read_json(path, EVALUATION), path)
+
+
+def parse_evaluation(data, where: str | Path) -> Evaluation:
+    """An evaluation from parsed JSON; where names it in errors."""
+    return _validated(Evaluation, data, where, EVALUATION)
 
 
 def read_champion(path: str | Path) -> ChampionRecord:
