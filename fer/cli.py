@@ -120,16 +120,19 @@ def _report(args) -> None:
             raise FerError(f"--plots: no DVC plot matches {' '.join(args.plots or DEFAULT_PLOTS)}; list the plot ids "
                            "with `dvc plots diff --json`")
         plots += rendered
-    print(build_report(args.rev, args.repo, plot_images=[str(p) for p in plots]))
+    alpha = load_params(Path(args.repo) / PARAMS_FILE).compare.alpha
+    print(build_report(args.rev, alpha, args.repo, plot_images=[str(p) for p in plots]))
 
 
 def _predictor(args):
-    from fer.evaluate.provenance import recorded_sha256
+    """(predictor, champion record or None): the record is read once, the checkpoint hashed once."""
+    from fer.evaluate.provenance import champion_if_any, recorded_sha256
     from fer.serve.predict import Predictor
 
     params = load_params(args.params)
-    expected = recorded_sha256(args.model, args.champion_record, PATHS.evaluations)
-    return Predictor(args.model, params.align, params.predict, expected)
+    champion = champion_if_any(args.champion_record)
+    expected = recorded_sha256(args.model, champion, PATHS.evaluations)
+    return Predictor(args.model, params.align, params.predict, expected), champion
 
 
 def _predict(args) -> None:
@@ -138,7 +141,7 @@ def _predict(args) -> None:
     from fer.data.photos import BadPhoto, read_photo
     from fer.serve.model_card import training_note
 
-    predictor = _predictor(args)
+    predictor, _ = _predictor(args)
     print(f"note: {predictor.name}: {training_note(predictor.record)}", file=sys.stderr)
     results, failed = [], 0
     for photo in args.photos:
@@ -169,8 +172,8 @@ def _serve(args) -> None:
     from fer.serve.model_card import model_card
     from fer.serve.prediction_log import PredictionLog
 
-    predictor = _predictor(args)
-    card = model_card(predictor.record, predictor.checkpoint_sha256, args.champion_record)
+    predictor, champion = _predictor(args)
+    card = model_card(predictor.record, predictor.checkpoint_sha256, champion)
     log = PredictionLog(args.log) if args.log else None
     give_freed_photos_back_to_the_os()  # a setting of the whole process, so the server's process sets it
     uvicorn.run(create_app(predictor, card, log), host=args.host, port=args.port, log_level="warning",
@@ -263,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--root", type=Path, default=Path("bench-data"), help="a new folder for the stand-ins")
     data.add_argument("--only", nargs="*", default=[], choices=["fer2013_csv", "human_face_emotions", "celeba"])
     data.set_defaults(run=_bench_data)
-    report = commands.add_parser("report", help="pull-request markdown: params, metric changes per model, leaderboard")
+    report = commands.add_parser("report", help="pull-request markdown: what changed, per model a verdict "
+                                   "(changed / within noise), leaderboard")
     report.add_argument("--rev", default="main", help="the git revision to compare the workspace with")
     report.add_argument("--repo", default=".")
     report.add_argument("--plot", action="append", default=[], help="an image (path or URL) to embed")

@@ -56,8 +56,8 @@ def main():
             save_splits(split, images, pd.DataFrame({"label": labels}), assignment, crops.label_set)
             train_model(TrainJob.from_params(params, args.model, params.seed, split), Path(tmp) / "model.pt")
             result, _ = evaluate_checkpoint(Path(tmp) / "model.pt", *load_split(split, "test"), crops.label_set,
-                                            params.evaluate)
-        print(f"| {name} | {detected:.1%} | {result['accuracy']:.1%} | {seconds:.0f} |", flush=True)
+                                            params.evaluate, predictions_path=Path(tmp) / "predictions.json")
+        print(f"| {name} | {detected:.1%} | {result.record.accuracy:.1%} | {seconds:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -15,15 +15,16 @@ def main():
     cli.add_argument("--checkpoint", required=True, help="its record names the model on the leaderboard")
     cli.add_argument("--split", required=True)
     cli.add_argument("--metrics", required=True)
+    cli.add_argument("--predictions", required=True, help="file for the per-image test predictions")
     cli.add_argument("--confusion", required=True, nargs="+",
                      help="files for the confusion cells {actual, predicted, count} (one per DVC plot template)")
     args = cli.parse_args()
 
     images, labels = load_split(args.split, "test")
     label_set, train_labels = load_labels(Path(args.split) / "train")  # the majority baseline's, for attributes
-    result, _ = evaluate_checkpoint(args.checkpoint, images, labels, label_set, load_params().evaluate,
-                                    train_labels=train_labels)
-    write_evaluation(result, args.metrics, *args.confusion)
+    evaluated, _ = evaluate_checkpoint(args.checkpoint, images, labels, label_set, load_params().evaluate,
+                                       predictions_path=args.predictions, train_labels=train_labels)
+    write_evaluation(evaluated, args.metrics, *args.confusion)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import torch
 from fer.core.params import ModelParams, TrainParams, load_params
 from fer.data.datasets import save_images
 from fer.data.sources.synthetic import generate
+from fer.evaluate.records import Evaluation
 from fer.runtime.checkpoint import tensors_sha256
 from fer.train.job import TrainJob
 from fer.train.trainer import train_model
@@ -36,6 +37,19 @@ def with_weights(checkpoint: Path, path: Path, replaced: dict[str, torch.Tensor]
 def train_params(**overrides) -> TrainParams:
     """The repository's train: section on the CPU, with `overrides`."""
     return REPO_PARAMS.train.model_copy(update={"device": "cpu", **overrides})
+
+
+def evaluation_record(model: str, accuracy: float, macro_f1: float, params: int = 1_000_000, seed: int = 42,
+                      **fields) -> Evaluation:
+    """An evaluation with the given scores (intervals +-0.05 around them) and plausible everything else."""
+    values = {"model": model, "arch": "cnn", "task": "expression", "seed": seed, "checkpoint": f"{model}.pt",
+              "sha256": "0" * 64, "predictions": f"{model}-seed{seed}.json", "classes": ["a", "b"],
+              "test_images": 400, "accuracy": accuracy, "accuracy_ci_low": accuracy - 0.05,
+              "accuracy_ci_high": accuracy + 0.05, "macro_f1": macro_f1, "macro_f1_ci_low": macro_f1 - 0.05,
+              "macro_f1_ci_high": macro_f1 + 0.05, "per_class": {}, "ece": 0.05, "params": params,
+              "size_bytes": 4 * params, "latency_ms": 1.5}
+    values = {key: round(value, 4) if isinstance(value, float) else value for key, value in values.items()}
+    return Evaluation(**{**values, **fields})
 
 
 @pytest.fixture(scope="session")

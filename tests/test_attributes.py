@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO_PARAMS, train_params
+from conftest import REPO_PARAMS, evaluation_record, train_params
 from sklearn.metrics import average_precision_score, f1_score
 
 from fer.core.errors import FerError
@@ -63,14 +63,22 @@ def test_a_sigmoid_head_learns_two_attributes_at_once(attribute_checkpoint):
 def test_evaluation_reports_per_attribute_metrics_and_the_majority_baseline(attribute_checkpoint, attribute_split):
     images, labels = load_split(attribute_split, "test")
     _, train_labels = load_split(attribute_split, "train")
-    result, predictions = evaluate_checkpoint(attribute_checkpoint[0], images, labels, ATTRIBUTES,
-                                              REPO_PARAMS.evaluate, train_labels=train_labels)
-    assert result["task"] == "attributes" and predictions.shape == labels.shape
-    assert list(result["per_class"]) == list(ATTRIBUTES.classes)
-    assert result["accuracy"] == pytest.approx(np.mean(predictions == labels), abs=1e-4)
-    assert result["accuracy"] > result["majority_accuracy"] + 0.3
+    scored, predictions = evaluate_checkpoint(attribute_checkpoint[0], images, labels, ATTRIBUTES, REPO_PARAMS.evaluate,
+                                              predictions_path="p.json", train_labels=train_labels)
+    result = scored.record
+    assert result.task == "attributes" and predictions.shape == labels.shape
+    assert list(result.per_class) == list(ATTRIBUTES.classes)
+    assert result.accuracy == pytest.approx(np.mean(predictions == labels), abs=1e-4)
+    assert result.accuracy > result.majority_accuracy + 0.3
+    assert result.accuracy_ci_low <= result.accuracy <= result.accuracy_ci_high
+    # per image and attribute: "<attribute>: yes|no" against yes|no, as the attribute confusion plots read them
+    rows = scored.per_image
+    assert len(rows) == labels.size and rows[1].image == 0 and rows[1].actual.startswith(f"{ATTRIBUTES.classes[1]}: ")
+    assert [row.correct for row in rows] == (predictions == labels).reshape(-1).tolist()
+    assert all(row.predicted in ("yes", "no") and 0 <= row.p_true <= 1 for row in rows)
     with pytest.raises(FerError, match=r"for the attributes task \(Bright_Top, Bright_Left\), but the split.s expr"):
-        evaluate_checkpoint(attribute_checkpoint[0], images, labels, FER2013, REPO_PARAMS.evaluate)
+        evaluate_checkpoint(attribute_checkpoint[0], images, labels, FER2013, REPO_PARAMS.evaluate,
+                            predictions_path="p.json")
 
 
 def test_attribute_metrics_match_sklearn_on_known_values():
@@ -97,15 +105,14 @@ def test_an_attribute_no_test_face_shows_has_no_average_precision():
 
 
 def test_the_attributes_leaderboard_states_the_majority_baseline():
-    runs = [{"model": name, "seed": 0, "task": "attributes", "accuracy": acc, "macro_f1": f1, "ece": 0.1,
-             "latency_ms": 1.0, "params": 10, "majority_accuracy": 0.8} for name, acc, f1 in
+    runs = [evaluation_record(name, acc, f1, task="attributes", majority_accuracy=0.8) for name, acc, f1 in
             (("cnn", 0.9, 0.7), ("mlp", 0.85, 0.6))]
     board = build_leaderboard(runs, REPO_PARAMS.compare)
     assert board["task"] == "attributes" and board["majority_accuracy"] == 0.8 and board["champion"] == "cnn"
     table = markdown_table(board)
     assert "majority baseline" in table and "0.8000" in table and "| Mean accuracy |" in table
     with pytest.raises(FerError, match="several tasks"):
-        build_leaderboard([*runs, {**runs[0], "model": "x", "task": "expression"}], REPO_PARAMS.compare)
+        build_leaderboard([*runs, runs[0].model_copy(update={"model": "x", "task": "expression"})], REPO_PARAMS.compare)
 
 
 def test_a_face_shows_every_attribute_at_least_even_odds():

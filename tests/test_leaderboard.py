@@ -2,20 +2,26 @@ import json
 import statistics
 
 import pytest
+from conftest import evaluation_record
 
 from fer.core.errors import FerError
 from fer.core.params import CompareParams
 from fer.core.storage import file_sha256
 from fer.evaluate.champion import promote_champion
-from fer.evaluate.leaderboard import bar_rows, build_leaderboard, current_runs, markdown_table, write_leaderboard
+from fer.evaluate.leaderboard import (
+    bar_rows,
+    build_leaderboard,
+    current_runs,
+    mark_ties,
+    markdown_table,
+    write_leaderboard,
+)
+from fer.evaluate.provenance import recorded_sha256
+from fer.evaluate.records import ChampionRecord, PredictionRow, read_champion, write_predictions, write_record
 
-BY_ACCURACY = CompareParams(rank_by="accuracy")
-BY_MACRO_F1 = CompareParams(rank_by="macro_f1")
-
-
-def _evaluation(name: str, accuracy: float, macro_f1: float, params: int = 1_000_000, seed: int = 42) -> dict:
-    return {"model": name, "arch": "cnn", "seed": seed, "accuracy": accuracy, "macro_f1": macro_f1, "ece": 0.05,
-            "latency_ms": 1.5, "params": params, "size_bytes": 4 * params, "per_class": {}}
+BY_ACCURACY = CompareParams(rank_by="accuracy", alpha=0.05)
+BY_MACRO_F1 = CompareParams(rank_by="macro_f1", alpha=0.05)
+_evaluation = evaluation_record
 
 
 # Accurate on the big classes but poor on the rare ones, versus balanced but less accurate overall.
@@ -31,8 +37,9 @@ def test_the_ranking_metric_decides_the_champion():
     assert by_f1["champion"] == "balanced" and by_f1["rank_by"] == "macro_f1"
     assert [(name, row["rank"]) for name, row in by_f1["models"].items()] == [
         ("balanced", 1), ("majority", 2), ("weak", 3)]
-    assert by_f1["models"]["weak"] == {"rank": 3, "accuracy": 0.40, "macro_f1": 0.30, "ece": 0.05,
-                                       "latency_ms": 1.5, "params": 1_000_000}
+    assert by_f1["models"]["weak"] == {"rank": 3, "accuracy": 0.40, "accuracy_ci_low": 0.35, "accuracy_ci_high": 0.45,
+                                       "macro_f1": 0.30, "macro_f1_ci_low": 0.25, "macro_f1_ci_high": 0.35,
+                                       "ece": 0.05, "latency_ms": 1.5, "params": 1_000_000}
 
 
 def test_ties_go_to_higher_accuracy_then_to_fewer_params():
@@ -47,7 +54,7 @@ def test_markdown_table_lists_every_model_and_marks_only_the_champion():
     table = markdown_table(build_leaderboard([WEAK, MAJORITY, BALANCED], BY_MACRO_F1))
     rows = [line for line in table.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert len(rows) == 3
-    assert rows[0].startswith("| 1 | balanced (champion) | 0.7000 | 0.6500 |")
+    assert rows[0].startswith("| 1 | balanced (champion) | 0.7000 [0.650, 0.750] | 0.6500 [0.600, 0.700] |")
     assert "majority" in rows[1] and "weak" in rows[2]
     assert table.count("(champion)") == 1
     assert "| 1.000 |" in rows[0]  # params in millions
@@ -99,13 +106,14 @@ def test_several_seeds_rank_on_the_mean_and_report_the_std():
     table = markdown_table(leaderboard)
     assert "| Accuracy (mean ± std over seeds) |" in table and "| Seeds |" in table
     rows = [line for line in table.splitlines() if line.startswith("| ") and line[2].isdigit()]
-    assert rows[0].startswith("| 1 | steady (champion) | 0.7200 ± 0.0200 | 0.6200 ± 0.0200 |")
-    assert rows[0].endswith(" 3 |") and "| 0.4000 | 0.3000 |" in rows[2] and rows[2].endswith(" 1 |")
+    assert rows[0].startswith("| 1 | steady (champion) | 0.7200 ± 0.0200 [0.670, 0.770] | 0.6200 ± 0.0200 [")
+    assert rows[0].endswith(" 3 |") and "| 0.4000 [0.350, 0.450] | 0.3000 [" in rows[2] and rows[2].endswith(" 1 |")
 
 
 def test_one_seed_per_model_keeps_the_plain_table():
     leaderboard = build_leaderboard([STEADY[0], LUCKY[0]], BY_MACRO_F1)
-    assert all(set(row) == {"rank", "accuracy", "macro_f1", "ece", "latency_ms", "params"}
+    assert all(set(row) == {"rank", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "macro_f1", "macro_f1_ci_low",
+                            "macro_f1_ci_high", "ece", "latency_ms", "params"}
                for row in leaderboard["models"].values())
     assert "±" not in markdown_table(leaderboard) and "Seeds" not in markdown_table(leaderboard)
 
@@ -113,14 +121,54 @@ def test_one_seed_per_model_keeps_the_plain_table():
 def test_the_champion_promoted_is_its_best_seed(tmp_path):
     runs = []
     for run in STEADY:
-        checkpoint = tmp_path / f"steady-seed{run['seed']}.pt"
-        checkpoint.write_bytes(f"weights of seed {run['seed']}".encode())
-        runs.append({**run, "checkpoint": str(checkpoint), "checkpoint_sha256": file_sha256(checkpoint)})
+        checkpoint = tmp_path / f"steady-seed{run.seed}.pt"
+        checkpoint.write_bytes(f"weights of seed {run.seed}".encode())
+        runs.append(run.model_copy(update={"checkpoint": str(checkpoint), "sha256": file_sha256(checkpoint)}))
     leaderboard = build_leaderboard(runs, BY_MACRO_F1)
     record = promote_champion(leaderboard, runs, tmp_path / "champion.pt", tmp_path / "champion.json")
-    assert record["name"] == "steady" and record["seed"] == 3
+    assert record.name == "steady" and record.seed == 3
     assert (tmp_path / "champion.pt").read_bytes() == b"weights of seed 3"
-    assert record["test_metrics"]["macro_f1"] == 0.64
+    assert record.test_metrics["macro_f1"] == 0.64 and record.test_metrics["macro_f1_ci_high"] == pytest.approx(0.69)
+    assert read_champion(tmp_path / "champion.json") == record
+
+
+def test_a_bad_champion_record_is_one_line(tmp_path):
+    (tmp_path / "champion.json").write_text(json.dumps({"name": "cnn", "checkpoint_sha256": "x"}))
+    with pytest.raises(FerError, match=r"^\S*champion.json: not the champion record written by the compare stage "
+                                       r"\(arch: Field required\); re-run the pipeline \(dvc repro\)$"):
+        read_champion(tmp_path / "champion.json")
+
+
+def _predictions_file(path, correct: list[bool]) -> str:
+    rows = [PredictionRow(image=i, actual="a", predicted="a" if right else "b", correct=right, p_true=0.9 if right
+                          else 0.1, confidence=0.9) for i, right in enumerate(correct)]
+    write_predictions(path, rows)
+    return str(path)
+
+
+def test_models_the_champion_does_not_beat_on_the_same_images_are_tied(tmp_path):
+    """McNemar on 400 images: 20 discordant images split 14:6 is noise (p=0.12); 40 split 34:6 is not."""
+    champion = [True] * 240 + [False] * 160
+    close = [True] * 226 + [False] * 14 + [True] * 6 + [False] * 154           # 232 right: 8 fewer
+    far = [True] * 206 + [False] * 34 + [True] * 6 + [False] * 154             # 212 right: 28 fewer
+    runs = [_evaluation(name, accuracy=sum(c) / 400, macro_f1=sum(c) / 400,
+                        predictions=_predictions_file(tmp_path / f"{name}.json", c))
+            for name, c in (("champ", champion), ("close", close), ("far", far))]
+    board = mark_ties(build_leaderboard(runs, BY_ACCURACY), runs, BY_ACCURACY.alpha)
+    assert board["champion"] == "champ" and "tied_with_champion" not in board["models"]["champ"]
+    assert board["models"]["close"]["tied_with_champion"] is True
+    assert board["models"]["close"]["vs_champion_p"] == pytest.approx(0.1153, abs=1e-4)
+    assert board["models"]["far"]["tied_with_champion"] is False and board["models"]["far"]["vs_champion_p"] < 1e-4
+    rows = [line for line in markdown_table(board).splitlines() if line.startswith("| ") and "|---" not in line][1:]
+    assert rows[1].startswith("| =1 | close |") and "| tied (p=0.12) |" in rows[1]
+    assert rows[2].startswith("| 3 | far |") and "| worse (p=" in rows[2]
+
+
+def test_a_tie_needs_the_same_test_images(tmp_path):
+    runs = [_evaluation("champ", 0.6, 0.6, predictions=_predictions_file(tmp_path / "a.json", [True, False])),
+            _evaluation("other", 0.5, 0.5, predictions=_predictions_file(tmp_path / "b.json", [True]))]
+    with pytest.raises(FerError, match="not about the same test images"):
+        mark_ties(build_leaderboard(runs, BY_ACCURACY), runs, 0.05)
 
 
 def test_only_the_current_models_and_seeds_are_ranked_and_a_missing_run_is_named():
@@ -131,3 +179,18 @@ def test_only_the_current_models_and_seeds_are_ranked_and_a_missing_run_is_named
     missing = r"^compare: no evaluation of steady \(seed 4\), weak \(seed 1\), weak \(seed 4\); run"
     with pytest.raises(FerError, match=missing):
         current_runs(left_over, models={"steady": {}, "weak": {}}, seeds=[1, 4], tuned_name="tuned")
+
+
+def test_the_recorded_hash_comes_from_the_record_naming_the_file_and_only_that_one_must_be_valid(tmp_path):
+    folder = tmp_path / "evaluate"
+    folder.mkdir()
+    (folder / "old.json").write_text(json.dumps({"checkpoint": str(tmp_path / "other.pt"), "checkpoint_sha256": "x"}))
+    write_record(folder / "cnn.json", _evaluation("cnn", 0.5, 0.4, checkpoint=str(tmp_path / "cnn.pt"),
+                                                  sha256="a" * 64))
+    assert recorded_sha256(tmp_path / "cnn.pt", None, folder) == "a" * 64
+    assert recorded_sha256(tmp_path / "unknown.pt", None, folder) is None
+    champion = ChampionRecord(name="cnn", arch="cnn", seed=42, checkpoint=str(tmp_path / "champion.pt"),
+                              sha256="b" * 64, promoted_from="cnn.pt", rank_by="macro_f1", test_metrics={})
+    assert recorded_sha256(tmp_path / "champion.pt", champion, folder) == "b" * 64
+    with pytest.raises(FerError, match=r"old.json: not the metrics of an evaluate stage \(model: Field required\)"):
+        recorded_sha256(tmp_path / "other.pt", None, folder)

@@ -149,8 +149,16 @@ def test_default_pipeline_end_to_end_is_cached_reproducible_and_selective(tmp_pa
     assert not plots.get("errors"), plots.get("errors")
     rendered = json.dumps(plots["data"])
     for expected in ("dvclive/train/cnn-seed42/plots/metrics", "plots/confusion/cnn-seed42.json",
-                     "plots/confusion_normalized/tuned.json", "plots/leaderboard.json"):
+                     "plots/confusion_normalized/tuned.json", "plots/leaderboard.json",
+                     "plots/predictions/cnn-seed42.json", "plots/gallery/confident_errors.png",
+                     "plots/gallery/class_activations.png"):
         assert expected in rendered
+    # per image: one confusion row each, with the correctness a paired test reads
+    rows = json.loads((repo / "plots" / "predictions" / "cnn-seed42.json").read_text())
+    assert len(rows) == 30 and {"actual", "predicted", "correct", "p_true"} <= set(rows[0])
+    assert all(key in leaderboard["models"]["cnn"] for key in ("accuracy_ci_low", "macro_f1_ci_high"))
+    assert "tied_with_champion" in leaderboard["models"][next(m for m in leaderboard["models"]
+                                                              if m != leaderboard["champion"])]
 
     # Changing one model's params re-runs only its train stage (and what depends on it) ...
     params = yaml.safe_load((repo / "params.yaml").read_text())

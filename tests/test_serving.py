@@ -263,9 +263,12 @@ def test_a_tuned_champion_is_served_under_its_own_name_with_its_own_metrics(tiny
     train_model(TrainJob("tuned", ModelParams(arch="mlp", image_size=48, options={"hidden": [32]}),
                          train_params(epochs=2, batch_size=32), 7, tiny_split), tuned, tuned_from="mlp")
     test_images, test_labels = load_split(tiny_split, "val")
-    untuned, _ = evaluate_checkpoint(tiny_checkpoint, test_images, test_labels, FER2013, REPO_PARAMS.evaluate)
-    tuned_result, _ = evaluate_checkpoint(tuned, test_images, test_labels, FER2013, REPO_PARAMS.evaluate)
-    untuned.update(accuracy=0.0, macro_f1=0.0)  # the untuned model ranks below the tuned one
+    untuned, _ = evaluate_checkpoint(tiny_checkpoint, test_images, test_labels, FER2013, REPO_PARAMS.evaluate,
+                                     predictions_path=tmp_path / "untuned.json")
+    tuned_result, _ = evaluate_checkpoint(tuned, test_images, test_labels, FER2013, REPO_PARAMS.evaluate,
+                                          predictions_path=tmp_path / "tuned.json")
+    untuned = untuned.record.model_copy(update={"accuracy": 0.0, "macro_f1": 0.0})  # ranks below the tuned one
+    tuned_result = tuned_result.record
     evaluations = [untuned, tuned_result]
     leaderboard = build_leaderboard(evaluations, REPO_PARAMS.compare)
     champion, record = tmp_path / "champion.pt", tmp_path / "champion.json"
@@ -275,8 +278,8 @@ def test_a_tuned_champion_is_served_under_its_own_name_with_its_own_metrics(tiny
         assert httpx.get(f"{url}/health").json()["model"] == "tuned"
         card = httpx.get(f"{url}/model").json()
     assert card["name"] == "tuned" and card["tuned_from"] == "mlp" and card["champion"] is True
-    assert card["test_metrics"]["accuracy"] == tuned_result["accuracy"]
-    assert card["test_metrics"]["macro_f1"] == tuned_result["macro_f1"]
+    assert card["test_metrics"]["accuracy"] == tuned_result.accuracy
+    assert card["test_metrics"]["macro_f1"] == tuned_result.macro_f1
 
 
 def test_server_predicts_a_good_photo_and_logs_it(server, photos):

@@ -86,6 +86,9 @@ class Valence(TaskHead):
     def per_class(self, labels):
         return np.array([len(labels)])
 
+    def showing(self, labels):
+        return np.ones((len(labels), 1), bool)
+
     def strata(self, labels):
         return None
 
@@ -123,6 +126,15 @@ class Valence(TaskHead):
             "confusion": [],
             "confusion_normalized": [],
         }
+
+    def resampled_scores(self, labels, decisions):
+        within = (np.abs(decisions - labels) < 0.25).mean((-2, -1))
+        return np.stack([within, within])
+
+    def per_image(self, labels, probabilities):
+        return [{"image": i, "actual": f"{truth:+.2f}", "predicted": f"{guess:+.2f}",
+                 "correct": abs(guess - truth) < 0.25, "p_true": 1.0, "confidence": 1.0}
+                for i, (truth, guess) in enumerate(zip(labels[:, 0].tolist(), probabilities[:, 0].tolist()))]
 
     def calibration(self, probabilities, labels):
         within = (np.abs(probabilities - labels) < 0.25)[:, 0]
@@ -164,16 +176,19 @@ def test_a_third_task_registered_in_one_place_is_trained_evaluated_and_described
     assert result.best_val_acc == pytest.approx(np.mean(np.abs(predicted - val_labels) < 0.25), abs=1e-6)
 
     images, labels = load_split(split, "test")
-    evaluation, predictions = evaluate_checkpoint(
-        tmp_path / "valence.pt", images, labels, valence, REPO_PARAMS.evaluate
+    evaluated, predictions = evaluate_checkpoint(
+        tmp_path / "valence.pt", images, labels, valence, REPO_PARAMS.evaluate, predictions_path=tmp_path / "p.json"
     )
-    assert evaluation["task"] == "valence" and "rmse" in evaluation
-    assert evaluation["accuracy"] == round_metric(np.mean(np.abs(predictions - labels) < 0.25))
+    evaluation = evaluated.record
+    assert evaluation.task == "valence" and "rmse" in evaluation.model_extra
+    assert evaluation.accuracy == round_metric(np.mean(np.abs(predictions - labels) < 0.25))
+    assert len(evaluated.per_image) == len(labels) and evaluation.accuracy_ci_low <= evaluation.accuracy
 
     face = FacePrediction((0, 0, 48, 48), 1.0, {"valence": float(predictions[0, 0])}, record.label_set.head)
     assert face.as_dict()["valence"] == float(predictions[0, 0]) and face.label.startswith("valence ")
     with pytest.raises(FerError, match="a model for the valence task"):
-        evaluate_checkpoint(tmp_path / "valence.pt", images, labels, FER2013, REPO_PARAMS.evaluate)
+        evaluate_checkpoint(tmp_path / "valence.pt", images, labels, FER2013, REPO_PARAMS.evaluate,
+                            predictions_path=tmp_path / "p.json")
 
 
 def test_a_label_set_of_an_unknown_task_is_one_line(tmp_path):

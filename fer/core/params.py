@@ -196,10 +196,13 @@ class EvaluateParams(_Section):
     tta_flip: bool  # average the predictions of each image and its mirror
     calibration_bins: int = Field(ge=2, le=1000)  # more bins than this hold a handful of images each
     latency_images: int = Field(ge=1, le=10000)  # single-image CPU forward passes timed per model (~ms each)
+    interval: float = Field(gt=0.0, lt=1.0)  # confidence of the bootstrap intervals
+    bootstrap_resamples: int = Field(ge=100, le=100000)  # each resample re-scores the whole test split
 
 
 class CompareParams(_Section):
     rank_by: Literal["accuracy", "macro_f1"]
+    alpha: float = Field(gt=0.0, lt=1.0)  # significance level of the paired tests (ties, report verdicts)
 
 
 class PredictParams(_Section):

@@ -1,7 +1,9 @@
 """Rank the evaluated models and report the ranking as JSON, a markdown table and bar-plot data for DVC.
 
 A model trained with several seeds has one evaluation per seed: its row holds the mean of every column over
-them, with the sample standard deviation of accuracy and macro-F1 beside, and it is ranked on the mean.
+them (the interval bounds too), with the sample standard deviation of accuracy and macro-F1 beside, and it is
+ranked on the mean. Every row shows the 95% bootstrap intervals, and the models the champion does not beat on
+the same test images (fer.evaluate.significance) are marked as tied with it.
 For the attributes task accuracy and macro-F1 are means over the attributes, and the leaderboard states the
 majority baseline (every attribute its more common value) they must beat.
 """
@@ -11,56 +13,64 @@ from pathlib import Path
 
 from fer.core.errors import FerError
 from fer.core.params import CompareParams
-from fer.core.storage import atomic_path, read_json, write_json
+from fer.core.storage import atomic_path, write_json
 from fer.core.tasks import HEADS
+from fer.evaluate.records import Evaluation, read_evaluation, read_predictions
+from fer.evaluate.significance import mcnemar, paired_correctness
 
-LEADERBOARD_COLUMNS = ("accuracy", "macro_f1", "ece", "latency_ms", "params")
+LEADERBOARD_COLUMNS = ("accuracy", "accuracy_ci_low", "accuracy_ci_high", "macro_f1", "macro_f1_ci_low",
+                       "macro_f1_ci_high", "ece", "latency_ms", "params")
 SPREAD_COLUMNS = ("accuracy", "macro_f1")   # their std over seeds is reported when a model has several
 CHAMPION_MARK = " (champion)"
 
 
-def read_evaluations(folder: str | Path) -> list[dict]:
+def read_evaluations(folder: str | Path) -> list[Evaluation]:
     """Every evaluate stage's metrics file in `folder`, in name order."""
-    files = sorted(Path(folder).glob("*.json"))
-    return [read_json(file, "the metrics of an evaluate stage") for file in files]
+    return [read_evaluation(file) for file in sorted(Path(folder).glob("*.json"))]
 
 
-def current_runs(evaluations: list[dict], models, seeds: list[int], tuned_name: str) -> list[dict]:
+def current_runs(evaluations: list[Evaluation], models, seeds: list[int], tuned_name: str) -> list[Evaluation]:
     """The evaluations of the pipeline as params.yaml defines it now: each of `models` once per seed, and the
     tuned model. Files left by a model or seed since removed are ignored; a missing run is an error."""
     wanted = {(model, seed) for model in models for seed in seeds}
-    kept = [e for e in evaluations if (e["model"], e["seed"]) in wanted or e["model"] == tuned_name]
-    missing = sorted(wanted - {(e["model"], e["seed"]) for e in kept})
+    kept = [e for e in evaluations if (e.model, e.seed) in wanted or e.model == tuned_name]
+    missing = sorted(wanted - {(e.model, e.seed) for e in kept})
     if missing:
         raise FerError(f"compare: no evaluation of {', '.join(f'{model} (seed {seed})' for model, seed in missing)}; "
                        f"run its evaluate stage (dvc repro)")
     return kept
 
 
-def runs_by_model(evaluations: list[dict]) -> dict[str, list[dict]]:
+def runs_by_model(evaluations: list[Evaluation]) -> dict[str, list[Evaluation]]:
     """The evaluations grouped by model name, each group in seed order; a (model, seed) pair appears once."""
-    runs = [(evaluation["model"], evaluation["seed"]) for evaluation in evaluations]
+    runs = [(evaluation.model, evaluation.seed) for evaluation in evaluations]
     if len(set(runs)) != len(runs):
         raise FerError(f"compare: each model and seed must be evaluated once, got "
                        f"{', '.join(f'{model} (seed {seed})' for model, seed in runs)}")
-    grouped: dict[str, list[dict]] = {}
-    for evaluation in sorted(evaluations, key=lambda e: (e["model"], e["seed"])):
-        grouped.setdefault(evaluation["model"], []).append(evaluation)
+    grouped: dict[str, list[Evaluation]] = {}
+    for evaluation in sorted(evaluations, key=lambda e: (e.model, e.seed)):
+        grouped.setdefault(evaluation.model, []).append(evaluation)
     return grouped
 
 
-def _summary(runs: list[dict]) -> dict:
+def best_run(runs: list[Evaluation], rank_by: str) -> Evaluation:
+    """A model's run that stands for it (promoted, paired against the champion): its best seed by rank_by;
+    ties go to the higher accuracy, then the lower seed."""
+    return min(runs, key=lambda e: (-getattr(e, rank_by), -e.accuracy, e.seed))
+
+
+def _summary(runs: list[Evaluation]) -> dict:
     """The mean of every leaderboard column over a model's runs, and the std of the spread columns (None for
     a single run)."""
-    summary = {key: statistics.fmean(run[key] for run in runs) for key in LEADERBOARD_COLUMNS}
-    summary["params"] = runs[0]["params"]  # the same architecture in every run
+    summary = {key: statistics.fmean(getattr(run, key) for run in runs) for key in LEADERBOARD_COLUMNS}
+    summary["params"] = runs[0].params  # the same architecture in every run
     for key in SPREAD_COLUMNS:
-        summary[f"{key}_std"] = statistics.stdev(run[key] for run in runs) if len(runs) > 1 else None
+        summary[f"{key}_std"] = statistics.stdev(getattr(run, key) for run in runs) if len(runs) > 1 else None
     summary["seeds"] = len(runs)
     return summary
 
 
-def build_leaderboard(evaluations: list[dict], params: CompareParams) -> dict:
+def build_leaderboard(evaluations: list[Evaluation], params: CompareParams) -> dict:
     """{"champion", "rank_by", "models": {name: {"rank", <LEADERBOARD_COLUMNS>}}}, models in rank order, best first
     by the mean of `rank_by`; ties go to the higher accuracy, then the smaller model, then the name.
 
@@ -79,43 +89,79 @@ def build_leaderboard(evaluations: list[dict], params: CompareParams) -> dict:
         "champion": ranked[0],
         "rank_by": params.rank_by,
         # The same for every model: they depend on the split only.
-        **{key: evaluations[0][key] for key in HEADS[task].baselines},
+        **{key: getattr(evaluations[0], key) for key in HEADS[task].baselines},
         "models": {name: {"rank": rank, **{key: summaries[name][key] for key in (*LEADERBOARD_COLUMNS, *extra)}}
                    for rank, name in enumerate(ranked, start=1)},
     }
 
 
-def _one_task(evaluations: list[dict]) -> str:
-    tasks = sorted({evaluation.get("task", "expression") for evaluation in evaluations})
+def mark_ties(leaderboard: dict, evaluations: list[Evaluation], alpha: float) -> dict:
+    """The leaderboard with, on every other model's row, `vs_champion_p` (exact McNemar p-value of its best run
+    against the champion's, on the same test images) and `tied_with_champion` (p >= alpha: the champion does not
+    beat it beyond noise)."""
+    rank_by = leaderboard["rank_by"]
+    runs = {name: best_run(model_runs, rank_by) for name, model_runs in runs_by_model(evaluations).items()}
+    champion = runs[leaderboard["champion"]]
+    champion_rows = read_predictions(champion.predictions)
+    models = {}
+    for name, row in leaderboard["models"].items():
+        if name != leaderboard["champion"]:
+            correct = paired_correctness(champion_rows, read_predictions(runs[name].predictions),
+                                         f"{champion.predictions} and {runs[name].predictions}")
+            p_value = mcnemar(*correct).p_value
+            row = {**row, "vs_champion_p": round(p_value, 4), "tied_with_champion": p_value >= alpha}
+        models[name] = row
+    return {**leaderboard, "alpha": alpha, "models": models}
+
+
+def _one_task(evaluations: list[Evaluation]) -> str:
+    tasks = sorted({evaluation.task for evaluation in evaluations})
     if len(tasks) > 1:
         raise FerError(f"compare: evaluations of several tasks ({', '.join(tasks)}); re-run the stages (dvc repro)")
     return tasks[0]
 
 
 def _with_spread(row: dict, key: str) -> str:
+    """mean [interval], or mean ± seed std [interval] with several seeds."""
     std = row.get(f"{key}_std")
-    return f"{row[key]:.4f}" if std is None else f"{row[key]:.4f} ± {std:.4f}"
+    value = f"{row[key]:.4f}" if std is None else f"{row[key]:.4f} ± {std:.4f}"
+    return f"{value} [{row[f'{key}_ci_low']:.3f}, {row[f'{key}_ci_high']:.3f}]"
+
+
+def _versus_champion(row: dict) -> str:
+    if "vs_champion_p" not in row:
+        return "—"
+    return f"{'tied' if row['tied_with_champion'] else 'worse'} (p={row['vs_champion_p']:.2g})"
 
 
 def markdown_table(leaderboard: dict) -> str:
-    """The leaderboard as a GitHub markdown table, best first, the champion marked; with several seeds the
-    accuracy and macro-F1 cells read `mean ± std` and a column counts the seeds."""
-    several = any("seeds" in row for row in leaderboard["models"].values())
+    """The leaderboard as a GitHub markdown table, best first, the champion marked; accuracy and macro-F1 cells
+    read `value [95% interval]` (`mean ± std [interval]` with several seeds, and a column counts the seeds). With
+    the ties marked (mark_ties), the models the champion does not beat share its rank, "=1"."""
+    rows = leaderboard["models"]
+    several = any("seeds" in row for row in rows.values())
+    paired = "alpha" in leaderboard
     spread = " (mean ± std over seeds)" if several else ""
     head = HEADS[leaderboard["task"]]
     accuracy, f1 = head.score_titles
     note = head.leaderboard_note(leaderboard)
     lines = [
-        f"Ranked by {leaderboard['rank_by']}{' (mean over seeds)' if several else ''}." + (f" {note}" if note else ""),
+        f"Ranked by {leaderboard['rank_by']}{' (mean over seeds)' if several else ''}; [95% bootstrap interval over "
+        "the test images]"
+        + (f"; vs champion: exact McNemar test of its best run against the champion's on the same test images, "
+           f"tied when p ≥ {leaderboard['alpha']}" if paired else "") + "."
+        + (f" {note}" if note else ""),
         "",
-        f"| Rank | Model | {accuracy}{spread} | {f1}{spread} | ECE | Latency (ms) | Params (M) |"
-        + (" Seeds |" if several else ""),
-        "|---:|:---|---:|---:|---:|---:|---:|" + ("---:|" if several else ""),
+        f"| Rank | Model | {accuracy}{spread} | {f1}{spread} |" + (" vs champion |" if paired else "")
+        + " ECE | Latency (ms) | Params (M) |" + (" Seeds |" if several else ""),
+        "|---:|:---|---:|---:|" + (":---|" if paired else "") + "---:|---:|---:|" + ("---:|" if several else ""),
     ]
-    for name, row in leaderboard["models"].items():
+    for name, row in rows.items():
         label = name + (CHAMPION_MARK if name == leaderboard["champion"] else "")
-        lines.append(f"| {row['rank']} | {label} | {_with_spread(row, 'accuracy')} | {_with_spread(row, 'macro_f1')} | "
-                     f"{row['ece']:.4f} | {row['latency_ms']:.3f} | {row['params'] / 1e6:.3f} |"
+        rank = "=1" if row.get("tied_with_champion") else str(row["rank"])
+        lines.append(f"| {rank} | {label} | {_with_spread(row, 'accuracy')} | {_with_spread(row, 'macro_f1')} |"
+                     + (f" {_versus_champion(row)} |" if paired else "")
+                     + f" {row['ece']:.4f} | {row['latency_ms']:.3f} | {row['params'] / 1e6:.3f} |"
                      + (f" {row['seeds']} |" if several else ""))
     return "\n".join(lines) + "\n"
 

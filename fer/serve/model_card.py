@@ -4,7 +4,7 @@ record when it is the champion, and the git revision it was served from."""
 import subprocess
 from pathlib import Path
 
-from fer.evaluate.champion import read_champion
+from fer.evaluate.records import ChampionRecord
 from fer.runtime.checkpoint import ModelRecord
 
 
@@ -31,11 +31,10 @@ def training_note(record: ModelRecord) -> str:
     return what
 
 
-def model_card(record: ModelRecord, checkpoint_sha256: str, champion_record: str | Path | None,
+def model_card(record: ModelRecord, checkpoint_sha256: str, champion: ChampionRecord | None,
                repo: str | Path = ".") -> dict:
     """The champion's test metrics appear only when the served file is the champion's (same sha256)."""
-    champion = read_champion(champion_record) if champion_record and Path(champion_record).is_file() else None
-    is_champion = champion is not None and champion["sha256"] == checkpoint_sha256
+    is_champion = champion is not None and champion.sha256 == checkpoint_sha256
     return {
         "name": record.name,
         "arch": record.arch,
@@ -47,6 +46,6 @@ def model_card(record: ModelRecord, checkpoint_sha256: str, champion_record: str
         "training_note": training_note(record),
         "sha256": checkpoint_sha256,
         "champion": is_champion,
-        "test_metrics": champion["test_metrics"] if is_champion else {},
+        "test_metrics": champion.test_metrics if is_champion else {},
         "git_revision": _git_revision(Path(repo)),
     }

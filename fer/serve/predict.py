@@ -56,7 +56,8 @@ class Predictor:
         """expected_sha256: the hash a stage recorded for the file (fer.evaluate.provenance); it must match."""
         self.model, self.record = load_checkpoint(checkpoint, expected_sha256=expected_sha256)
         self.checkpoint = Path(checkpoint)
-        self.checkpoint_sha256 = file_sha256(checkpoint)
+        # load_checkpoint has hashed the file against expected_sha256 already: one hash per start.
+        self.checkpoint_sha256 = expected_sha256 or file_sha256(checkpoint)
         self.align = align
         self.settings = settings
         # Photos are never registered crops: with align.method=resize they are still searched, with mtcnn.

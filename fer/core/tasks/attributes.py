@@ -8,7 +8,7 @@ the attributes of each attribute's accuracy and F1, beside the mean average prec
 import numpy as np
 
 from fer.core.errors import FerError
-from fer.core.tasks.head import DECIMALS, TaskHead, optional_metric, round_metric
+from fer.core.tasks.head import DECIMALS, TaskHead, f1_from_counts, optional_metric, round_metric
 
 ATTRIBUTE_PREFIX = "attr:"
 # An attribute is predicted present when its sigmoid probability reaches this (its logit is 0 or more).
@@ -38,6 +38,9 @@ class Attributes(TaskHead):
     def per_class(self, labels: np.ndarray) -> np.ndarray:
         labels = np.asarray(labels)
         return labels.reshape(len(labels), len(self.classes)).sum(0)
+
+    def showing(self, labels: np.ndarray) -> np.ndarray:
+        return np.asarray(labels).reshape(len(labels), len(self.classes)) == 1
 
     def strata(self, labels: np.ndarray) -> None:
         """Several labels per face: a random split rather than a stratified one."""
@@ -138,6 +141,24 @@ class Attributes(TaskHead):
                 confusion / np.maximum(confusion.sum(1, keepdims=True), 1), DECIMALS
             ).tolist(),
         }
+
+    def resampled_scores(self, labels: np.ndarray, decisions: np.ndarray) -> np.ndarray:
+        """Mean accuracy and mean F1 over the attributes, F1 over those the resampled labels show (test_metrics)."""
+        truth, guess = labels.astype(bool), decisions.astype(bool)
+        tp, fp, fn = (truth & guess).sum(-2), (~truth & guess).sum(-2), (truth & ~guess).sum(-2)
+        shown = truth.any(-2)
+        mean_f1 = (f1_from_counts(tp, fp, fn) * shown).sum(-1) / np.maximum(shown.sum(-1), 1)
+        return np.stack([(truth == guess).mean((-2, -1)), mean_f1])
+
+    def per_image(self, labels: np.ndarray, probabilities: np.ndarray) -> list[dict]:
+        """One row per image and attribute: "<attribute>: yes|no" against yes|no."""
+        said_yes = self.decide(probabilities).astype(bool)
+        return [{"image": i, "actual": f"{name}: {ANSWERS[1 - truth]}", "predicted": ANSWERS[1 - int(yes)],
+                 "correct": bool(yes) == bool(truth), "p_true": round_metric(p if truth else 1 - p),
+                 "confidence": round_metric(p if yes else 1 - p)}
+                for i, (row, answers, said) in enumerate(zip(probabilities.tolist(), labels.tolist(),
+                                                             said_yes.tolist()))
+                for name, p, truth, yes in zip(self.classes, row, answers, said)]
 
     def calibration(self, probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The N x K yes/no decisions, each a two-way prediction."""

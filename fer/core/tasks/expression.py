@@ -7,7 +7,7 @@ folder tree gives its own classes.
 import numpy as np
 
 from fer.core.emotions import class_name
-from fer.core.tasks.head import DECIMALS, TaskHead, round_metric
+from fer.core.tasks.head import DECIMALS, TaskHead, f1_from_counts, round_metric
 
 LABEL_COLUMN = "label"
 
@@ -30,6 +30,9 @@ class Expression(TaskHead):
 
     def per_class(self, labels: np.ndarray) -> np.ndarray:
         return np.bincount(np.asarray(labels).astype(np.int64), minlength=len(self.classes))
+
+    def showing(self, labels: np.ndarray) -> np.ndarray:
+        return np.asarray(labels)[:, None] == np.arange(len(self.classes))
 
     def strata(self, labels: np.ndarray) -> np.ndarray:
         return labels
@@ -115,6 +118,23 @@ class Expression(TaskHead):
                 confusion_matrix(labels, predictions, labels=indices, normalize="true"), DECIMALS
             ).tolist(),
         }
+
+    def resampled_scores(self, labels: np.ndarray, decisions: np.ndarray) -> np.ndarray:
+        """Macro-F1 over the classes that occur in labels or decisions, as sklearn's f1_score(average="macro")."""
+        f1s, occurs = [], []
+        for k in range(len(self.classes)):
+            actual, predicted = labels == k, decisions == k
+            tp, fp, fn = (actual & predicted).sum(-1), (~actual & predicted).sum(-1), (actual & ~predicted).sum(-1)
+            f1s.append(f1_from_counts(tp, fp, fn))
+            occurs.append((tp + fp + fn) > 0)
+        macro_f1 = np.sum(f1s, 0) / np.maximum(np.sum(occurs, 0), 1)
+        return np.stack([(labels == decisions).mean(-1), macro_f1])
+
+    def per_image(self, labels: np.ndarray, probabilities: np.ndarray) -> list[dict]:
+        guesses = self.decide(probabilities)
+        return [{"image": i, "actual": self.classes[truth], "predicted": self.classes[guess], "correct": truth == guess,
+                 "p_true": round_metric(row[truth]), "confidence": round_metric(row[guess])}
+                for i, (row, truth, guess) in enumerate(zip(probabilities.tolist(), labels.tolist(), guesses.tolist()))]
 
     def calibration(self, probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return probabilities, labels

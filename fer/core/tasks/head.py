@@ -25,6 +25,12 @@ def optional_metric(value) -> float | None:
     return None if value is None else round_metric(value)
 
 
+def f1_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    """F1 from true positive, false positive and false negative counts, elementwise; 0 where all are 0."""
+    denominator = 2 * tp + fp + fn
+    return np.divide(2 * tp, denominator, out=np.zeros(denominator.shape), where=denominator > 0)
+
+
 @dataclass(frozen=True)
 class TaskHead(ABC):
     classes: tuple[str, ...]
@@ -53,6 +59,10 @@ class TaskHead(ABC):
     @abstractmethod
     def per_class(self, labels: np.ndarray) -> np.ndarray:
         """Images per class, or faces showing each class."""
+
+    @abstractmethod
+    def showing(self, labels: np.ndarray) -> np.ndarray:
+        """(N, C) bool: which images show each class."""
 
     @abstractmethod
     def strata(self, labels: np.ndarray) -> np.ndarray | None:
@@ -98,6 +108,16 @@ class TaskHead(ABC):
     def test_metrics(self, labels: np.ndarray, probabilities: np.ndarray, train_labels: np.ndarray) -> dict:
         """Accuracy, macro_f1 (what the leaderboard ranks), per_class, confusion and confusion_normalized, and any
         of `baselines`."""
+
+    @abstractmethod
+    def resampled_scores(self, labels: np.ndarray, decisions: np.ndarray) -> np.ndarray:
+        """[accuracy, macro_f1] as test_metrics counts them, of labels and decisions resampled along the image
+        axis ((..., N) or (..., N, K)), for a batch of resamples at once."""
+
+    @abstractmethod
+    def per_image(self, labels: np.ndarray, probabilities: np.ndarray) -> list[dict]:
+        """One row per test decision (image, actual, predicted, correct, p_true, confidence), as DVC's confusion
+        plots read actual/predicted, with what a paired test of two models needs."""
 
     @abstractmethod
     def calibration(self, probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

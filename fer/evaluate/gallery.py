@@ -1,0 +1,125 @@
+"""Pictures for a reviewer: the champion's most confidently wrong test images, and where it looks per class.
+
+Where it looks is Grad-CAM (Selvaraju et al., 2017) on the model's last convolution: the feature maps weighted
+by the mean gradient of the class's logit over each map, summed, rectified and scaled to the image. A model with
+no convolution (mlp, vit) gets the gradient of the logit with respect to the input pixels (a saliency map).
+Written as PNG grids that DVC shows as image plots.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+
+from fer.core.errors import FerError
+from fer.core.storage import atomic_path
+from fer.data.datasets import load_split
+from fer.evaluate.records import Evaluation, PredictionRow, read_predictions
+from fer.runtime.checkpoint import ModelRecord, load_checkpoint
+from fer.runtime.inputs import model_input
+
+TILE = 96          # pixels a test image is drawn at
+CAPTION = 26       # pixels of text under each tile (two lines of PIL's default font)
+ERRORS_SHOWN = 16
+PER_CLASS = 4      # test images a class's activation maps are drawn on
+
+
+def confidently_wrong(rows: list[PredictionRow], n: int = ERRORS_SHOWN) -> list[PredictionRow]:
+    """The n wrong predictions made with the highest confidence, most confident first (ties: lower image)."""
+    return sorted((row for row in rows if not row.correct), key=lambda row: (-row.confidence, row.image))[:n]
+
+
+def _tile(image: np.ndarray, heat: np.ndarray | None = None) -> Image.Image:
+    grey = Image.fromarray(image).resize((TILE, TILE), Image.Resampling.BILINEAR).convert("RGB")
+    if heat is None:
+        return grey
+    # Red where the model looks, over the face in grey.
+    heat = np.asarray(Image.fromarray(np.uint8(heat * 255)).resize((TILE, TILE), Image.Resampling.BILINEAR))
+    overlay = np.zeros((TILE, TILE, 3), np.uint8)
+    overlay[..., 0] = heat
+    return Image.blend(grey, Image.fromarray(overlay), 0.45)
+
+
+def _save_grid(tiles: list[tuple[Image.Image, str]], columns: int, path: str | Path) -> None:
+    rows = max(1, -(-len(tiles) // columns))
+    canvas = Image.new("RGB", (columns * TILE, rows * (TILE + CAPTION)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for k, (tile, caption) in enumerate(tiles):
+        left, top = (k % columns) * TILE, (k // columns) * (TILE + CAPTION)
+        canvas.paste(tile, (left, top))
+        draw.multiline_text((left + 2, top + TILE + 1), caption, fill="black", spacing=1)
+    with atomic_path(path) as tmp:
+        canvas.save(tmp, format="PNG")
+
+
+def draw_confident_errors(images: np.ndarray, rows: list[PredictionRow], path: str | Path) -> None:
+    """A grid of the most confidently wrong test images, each captioned with its true and predicted label."""
+    wrong = confidently_wrong(rows)
+    tiles = [(_tile(images[row.image]), f"true {row.actual}\npred {row.predicted} {row.confidence:.0%}")
+             for row in wrong]
+    _save_grid(tiles or [(_tile(np.full((8, 8), 255, np.uint8)), "no wrong\nprediction")], 4, path)
+
+
+def _last_conv(model: torch.nn.Module) -> torch.nn.Conv2d | None:
+    convs = [module for module in model.modules() if isinstance(module, torch.nn.Conv2d)]
+    return convs[-1] if convs else None
+
+
+def activation_maps(model: torch.nn.Module, record: ModelRecord, images: np.ndarray, classes: list[int]
+                    ) -> np.ndarray:
+    """(N, H, W) maps in [0, 1] of where the model looks for classes[i] in images[i] (uint8 (N, H, W))."""
+    for module in model.modules():  # an in-place activation would overwrite the feature maps Grad-CAM reads
+        if hasattr(module, "inplace"):
+            module.inplace = False
+    model.eval()
+    conv, captured = _last_conv(model), {}
+    x = model_input(torch.from_numpy(np.ascontiguousarray(images)), record.input_spec).requires_grad_()
+
+    def keep(_module, _inputs, output):
+        output.retain_grad()
+        captured["maps"] = output
+
+    handle = conv.register_forward_hook(keep) if conv is not None else None
+    try:
+        logits = model(x)
+        logits.gather(1, torch.tensor(classes).unsqueeze(1)).sum().backward()
+    finally:
+        if handle is not None:
+            handle.remove()
+    if conv is not None:
+        maps = captured["maps"]
+        weights = maps.grad.mean((2, 3), keepdim=True)
+        heat = F.relu((weights * maps).sum(1, keepdim=True))
+    else:
+        heat = x.grad.abs()
+    heat = F.interpolate(heat, size=images.shape[1:], mode="bilinear", align_corners=False)[:, 0]
+    peak = heat.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]
+    return (heat / peak).detach().numpy()
+
+
+def draw_activation_maps(model: torch.nn.Module, record: ModelRecord, images: np.ndarray, labels: np.ndarray,
+                         path: str | Path) -> None:
+    """Per class a row of PER_CLASS test images of it (attributes: images showing it), each overlaid with where
+    the model looks for that class; a class without test images is left out."""
+    shown, wanted = [], []
+    showing = record.label_set.head.showing(labels)
+    for k in range(len(record.classes)):
+        picked = np.flatnonzero(showing[:, k])[:PER_CLASS]
+        shown += picked.tolist()
+        wanted += [k] * len(picked)
+    if not shown:
+        raise FerError("the test split has no images to draw activation maps on")
+    heat = activation_maps(model, record, images[shown], wanted)
+    method = "Grad-CAM" if _last_conv(model) is not None else "saliency"
+    tiles = [(_tile(images[i], h), f"{record.classes[k]}\n{method}") for i, k, h in zip(shown, wanted, heat)]
+    _save_grid(tiles, PER_CLASS, path)
+
+
+def draw_gallery(run: Evaluation, split_dir: str | Path, errors_path: str | Path, maps_path: str | Path) -> None:
+    """Both pictures for one evaluated run (the champion's), on the test split it was evaluated on."""
+    images, labels = load_split(split_dir, "test")
+    draw_confident_errors(images, read_predictions(run.predictions), errors_path)
+    model, record = load_checkpoint(run.checkpoint, expected_sha256=run.sha256)
+    draw_activation_maps(model, record, images, labels, maps_path)
