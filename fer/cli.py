@@ -142,7 +142,8 @@ def _serve(args) -> None:
     from fer.serve.prediction_log import PredictionLog
 
     predictor = _predictor(args)
-    card = model_card(predictor.record, predictor.checkpoint_sha256, args.champion_record)
+    card = model_card(predictor.record, predictor.checkpoint_sha256, args.champion_record,
+                      exported_from=predictor.classifier.exported_from)
     log = PredictionLog(args.log) if args.log else None
     give_freed_photos_back_to_the_os()  # a setting of the whole process, so the server's process sets it
     uvicorn.run(create_app(predictor, card, log), host=args.host, port=args.port, log_level="warning")
@@ -195,7 +196,9 @@ def _synthetic_celeba(args) -> None:
 
 
 def _add_model_arguments(command: argparse.ArgumentParser, run) -> None:
-    command.add_argument("--model", default=str(PATHS.champion), help="checkpoint (default: the champion)")
+    command.add_argument("--model", default=str(PATHS.champion),
+                         help=f"checkpoint, or an ONNX export run without torch ({PATHS.champion_onnx}, "
+                         f"{PATHS.champion_int8}); default: the champion's checkpoint")
     command.add_argument("--champion-record", default=str(PATHS.champion_record),
                          help="the compare stage's champion record (its test metrics, and the sha256 the "
                          "checkpoint must have)")

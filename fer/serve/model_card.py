@@ -5,7 +5,7 @@ import subprocess
 from pathlib import Path
 
 from fer.evaluate.champion import read_champion
-from fer.runtime.checkpoint import ModelRecord
+from fer.runtime.record import ModelRecord
 
 
 def _git_revision(repo: Path) -> str | None:
@@ -34,10 +34,11 @@ def training_note(record: ModelRecord) -> str:
 
 
 def model_card(record: ModelRecord, checkpoint_sha256: str, champion_record: str | Path | None,
-               repo: str | Path = ".") -> dict:
-    """The champion's test metrics appear only when the served file is the champion's (same sha256)."""
+               repo: str | Path = ".", exported_from: str | None = None) -> dict:
+    """The champion's test metrics appear only when the served file is the champion's (same sha256), or an
+    export of it (exported_from: the sha256 of the checkpoint an ONNX file was exported from)."""
     champion = read_champion(champion_record) if champion_record and Path(champion_record).is_file() else None
-    is_champion = champion is not None and champion["sha256"] == checkpoint_sha256
+    is_champion = champion is not None and champion["sha256"] in (checkpoint_sha256, exported_from)
     return {
         "name": record.name,
         "arch": record.arch,
@@ -48,6 +49,7 @@ def model_card(record: ModelRecord, checkpoint_sha256: str, champion_record: str
         "trained_on": record.trained_on,
         "training_note": training_note(record),
         "sha256": checkpoint_sha256,
+        "exported_from": exported_from,
         "champion": is_champion,
         "test_metrics": champion["test_metrics"] if is_champion else {},
         "git_revision": _git_revision(Path(repo)),
