@@ -1,0 +1,87 @@
+"""Aligned and split datasets on disk: one image array plus a CSV manifest per folder."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fer.core.errors import FerError
+from fer.core.labels import LabelSet
+from fer.core.storage import atomic_path, load_array
+from fer.data.rawdata import SYNTHETIC_SOURCE, read_manifest
+
+IMAGES = "images.npy"
+MANIFEST = "manifest.csv"
+
+
+def save_images(out_dir: str | Path, images: np.ndarray, manifest: pd.DataFrame, label_set: LabelSet) -> None:
+    """Write (N, S, S) uint8 images with an N-row manifest holding label_set's columns, atomically."""
+    if len(images) != len(manifest) or not set(label_set.column_names()) <= set(manifest):
+        raise FerError(f"{out_dir}: need one manifest row with {label_set.task} labels per image "
+                       f"(got {len(images)} images, {len(manifest)} rows)")
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        np.save(tmp / IMAGES, np.ascontiguousarray(images, dtype=np.uint8))
+        manifest.to_csv(tmp / MANIFEST, index=False)
+        label_set.save(tmp)
+
+
+def load_manifest(in_dir: str | Path) -> pd.DataFrame:
+    return read_manifest(Path(in_dir) / MANIFEST, "the manifest of a dataset folder (a CSV, one row per image)")
+
+
+def load_images(in_dir: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
+    images = load_array(Path(in_dir) / IMAGES, "the images of a dataset folder (an (N, S, S) uint8 .npy array)")
+    return images, load_manifest(in_dir)
+
+
+def save_splits(out_dir: str | Path, images: np.ndarray, manifest: pd.DataFrame, assignment: np.ndarray,
+                splits: tuple[str, ...], label_set: LabelSet) -> None:
+    """One sub-folder per split, each with its images and manifest rows, written as one atomic folder."""
+    with atomic_path(out_dir) as tmp:
+        for name in splits:
+            rows = np.flatnonzero(assignment == name)
+            save_images(tmp / name, images[rows], manifest.iloc[rows].reset_index(drop=True), label_set)
+
+
+def _labels(folder: str | Path, manifest: pd.DataFrame) -> tuple[LabelSet, np.ndarray]:
+    label_set = LabelSet.load(folder)
+    return label_set, label_set.from_columns(manifest, str(Path(folder) / MANIFEST))
+
+
+def load_labels(folder: str | Path) -> tuple[LabelSet, np.ndarray]:
+    """(label set, labels) of a dataset folder, from its manifest alone (the images stay on disk)."""
+    return _labels(folder, load_manifest(folder))
+
+
+def load_labelled(folder: str | Path) -> tuple[np.ndarray, pd.DataFrame, LabelSet, np.ndarray]:
+    """(images, manifest, label set, labels) of a dataset folder; labels are (N,) int64 class indices, or
+    (N, K) int8 0/1 attributes."""
+    images, manifest = load_images(folder)
+    return images, manifest, *_labels(folder, manifest)
+
+
+def load_split(split_dir: str | Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, S, S) uint8, labels) of one split."""
+    images, _, _, labels = load_labelled(Path(split_dir) / name)
+    return images, labels
+
+
+def split_label_set(split_dir: str | Path) -> LabelSet:
+    """What the labels of a split folder mean (the train split's label set, the same in every split)."""
+    return LabelSet.load(Path(split_dir) / "train")
+
+
+
+def training_data(split_dir: str | Path) -> dict:
+    """What a model trained on this split saw: its data source ("synthetic" when every image is drawn by the
+    synthetic source, else "dataset"; "unknown" without a source column), its images and their classes."""
+    folder = Path(split_dir) / "train"
+    manifest = load_manifest(folder)
+    label_set, labels = _labels(folder, manifest)
+    if "source" not in manifest:
+        source = "unknown"
+    else:
+        drawn = manifest["source"].astype(str).str.startswith(SYNTHETIC_SOURCE).all()
+        source = "synthetic" if drawn else "dataset"
+    return {"source": source, "images": len(manifest), "classes": label_set.counts(labels)}

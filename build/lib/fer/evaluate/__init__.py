@@ -1,0 +1,1 @@
+"""Scoring checkpoints on the test split, ranking them, and promoting the champion."""

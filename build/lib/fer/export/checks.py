@@ -1,0 +1,48 @@
+"""How closely an export follows the PyTorch model on the test split, and the stage's threshold on it."""
+
+import numpy as np
+
+from fer.core.errors import FerError
+from fer.core.labels import PRESENT_FROM, LabelSet
+from fer.evaluate.evaluation import attribute_metrics, classification_metrics
+
+DECIMALS = 6
+
+
+def decisions(probabilities: np.ndarray, label_set: LabelSet) -> np.ndarray:
+    """What a model answers per image: the class index, or the 0/1 of each attribute."""
+    if label_set.multi_label:
+        return (probabilities >= PRESENT_FROM).astype(np.int8)
+    return probabilities.argmax(1)
+
+
+def quality(probabilities: np.ndarray, labels: np.ndarray, label_set: LabelSet) -> dict:
+    """Accuracy and macro-F1 as the evaluate stage defines them for the task."""
+    classes = list(label_set.classes)
+    if label_set.multi_label:
+        # The majority baseline is not reported here, so any reference answers will do.
+        scores = attribute_metrics(labels, probabilities, classes, np.zeros(len(classes), np.int8))
+    else:
+        scores = classification_metrics(labels, decisions(probabilities, label_set), classes)
+    return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
+
+
+def agreement(reference: np.ndarray, exported: np.ndarray, label_set: LabelSet) -> dict:
+    """The share of images answered alike (attributes: every attribute alike) and the largest probability
+    difference over all images and classes."""
+    same = decisions(reference, label_set) == decisions(exported, label_set)
+    if same.ndim > 1:
+        same = same.all(1)
+    return {"agreement": round(float(same.mean()), DECIMALS), "disagreeing_images": int((~same).sum()),
+            "max_probability_difference": round(float(np.abs(reference - exported).max()), DECIMALS)}
+
+
+def require_agreement(name: str, check: dict, min_agreement: float, max_difference: float | None = None) -> None:
+    """Fail in one line when the export `name` answers unlike the PyTorch model beyond the params' limits."""
+    if check["agreement"] < min_agreement:
+        raise FerError(f"{name}: agrees with the PyTorch champion on {check['agreement']:.2%} of the test images "
+                       f"({check['disagreeing_images']} differ), under export.min_agreement {min_agreement:.2%}")
+    if max_difference is not None and check["max_probability_difference"] > max_difference:
+        raise FerError(f"{name}: a probability differs from the PyTorch champion's by "
+                       f"{check['max_probability_difference']:.2g}, over export.max_probability_difference "
+                       f"{max_difference:g}")

@@ -1,0 +1,65 @@
+"""From-scratch baselines sized for 48x48 grey faces: an MLP on raw pixels and a small VGG-style CNN."""
+
+from torch import nn
+
+from fer.core.errors import FerError
+from fer.models.adapt import check_options
+from fer.models.input_spec import FROM_SCRATCH, Normalization
+
+
+def build_mlp(num_classes, image_size, pretrained, dropout, **options) -> tuple[nn.Module, Normalization]:
+    check_options("mlp", options, allowed=("hidden",))
+    _reject_pretrained("mlp", pretrained)
+    hidden = _positive_ints("mlp", "hidden", options.get("hidden", [512, 256]))
+    layers: list[nn.Module] = [nn.Flatten()]
+    in_features = image_size * image_size
+    for width in hidden:
+        layers += [
+            nn.Linear(in_features, width, bias=False),  # BatchNorm right after has its own bias
+            nn.BatchNorm1d(width),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+        ]
+        in_features = width
+    layers.append(nn.Linear(in_features, num_classes))
+    return nn.Sequential(*layers), FROM_SCRATCH
+
+
+def build_cnn(num_classes, image_size, pretrained, dropout, **options) -> tuple[nn.Module, Normalization]:
+    check_options("cnn", options, allowed=("widths",))
+    _reject_pretrained("cnn", pretrained)
+    widths = _positive_ints("cnn", "widths", options.get("widths", [32, 64, 128]))
+    # each width ends in a 2x2 max pool; below one pixel the pool fails with an unhelpful shape error
+    if image_size < 2 ** len(widths):
+        raise FerError(f"cnn: image_size {image_size} is too small for {len(widths)} pooling stages (widths)")
+    layers: list[nn.Module] = []
+    in_channels = 1
+    for width in widths:
+        layers += [*_conv_bn_relu(in_channels, width), *_conv_bn_relu(width, width), nn.MaxPool2d(2)]
+        in_channels = width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_channels, num_classes)]
+    return nn.Sequential(*layers), FROM_SCRATCH
+
+
+def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
+    # no conv bias: the BatchNorm right after has its own
+    return [
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    ]
+
+
+def _reject_pretrained(arch: str, pretrained) -> None:
+    if pretrained:
+        raise FerError(f"{arch}: there are no pretrained weights for this baseline; set pretrained: false")
+
+
+def _positive_ints(arch: str, name: str, value) -> list[int]:
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
+        raise FerError(f"{arch}: option {name} must be a non-empty list of positive integers (got {value!r})")
+    return list(value)

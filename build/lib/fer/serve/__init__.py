@@ -1,0 +1,1 @@
+"""Using the champion: predictions on photos, the HTTP API, the prediction log and input-drift reports."""

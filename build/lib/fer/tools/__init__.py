@@ -1,0 +1,1 @@
+"""Tools beside the pipeline: the benchmark, the pull-request report and running the dvc command line."""

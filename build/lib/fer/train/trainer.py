@@ -1,0 +1,55 @@
+"""train_model(): a `models` entry from a split on disk to a checkpoint, with dvclive logging per epoch."""
+
+from pathlib import Path
+
+import torch
+from dvclive import Live
+
+from fer.core.params import ModelParams, TrainParams
+from fer.data.datasets import load_split, split_label_set, training_data
+from fer.models import build_model
+from fer.runtime.checkpoint import ModelRecord, save_checkpoint
+from fer.runtime.device import resolve_device
+from fer.runtime.inputs import to_device
+from fer.train.loop import EpochLog, FitResult, fit
+
+
+def dvclive_logger(live: Live):
+    """An on_epoch callback that logs every EpochLog field as a dvclive metric and steps."""
+
+    def log_epoch(log: EpochLog) -> None:
+        live.log_metric("train/loss", log.train_loss)
+        live.log_metric("train/acc", log.train_acc)
+        live.log_metric("val/loss", log.val_loss)
+        live.log_metric("val/acc", log.val_acc)
+        live.log_metric("lr", log.lr)
+        live.log_metric("speed/epoch_seconds", log.seconds)
+        live.log_metric("speed/images_per_second", log.images_per_second)
+        live.log_metric("speed/bn_seconds", log.bn_seconds)
+        live.next_step()
+
+    return log_epoch
+
+
+def train_model(name: str, spec: ModelParams, cfg: TrainParams, seed: int, split_dir: str | Path,
+                checkpoint_path: str | Path, on_epoch=None, tuned_from: str | None = None) -> FitResult:
+    """Load the train/val splits onto the device, build `spec`, fit it and save the best checkpoint.
+
+    name: the checkpoint's identity (its leaderboard row); tuned_from: the entry whose settings were tuned.
+    """
+    device = resolve_device(cfg.device)
+    train = to_device(*load_split(split_dir, "train"), device)
+    val = to_device(*load_split(split_dir, "val"), device)
+    label_set = split_label_set(split_dir)
+    torch.manual_seed(seed)  # the same initial weights on every run
+    model, input_spec = build_model(spec.arch, len(label_set.classes), spec.image_size, spec.pretrained, cfg.dropout,
+                                    **spec.options)
+    result = fit(model, input_spec, label_set, train, val, cfg, seed, on_epoch=on_epoch, desc=name)
+    record = ModelRecord(
+        name=name, arch=spec.arch, task=label_set.task, classes=list(label_set.classes), **input_spec.as_dict(),
+        options=dict(spec.options),
+        dropout=cfg.dropout, pretrained=spec.pretrained, train=cfg.model_dump(), seed=seed, tuned_from=tuned_from,
+        best_epoch=result.best_epoch, val_acc=result.best_val_acc, trained_on=training_data(split_dir),
+    )
+    save_checkpoint(checkpoint_path, result.best_state, record)
+    return result
