@@ -19,11 +19,14 @@ def main():
     args = cli.parse_args()
 
     params = load_params()
-    metrics = export_champion(args.champion, args.champion_record, args.split, args.onnx, args.int8, args.metrics,
-                              params.export, params.seed)
+    metrics = export_champion(
+        args.champion, args.champion_record, args.split, args.onnx, args.int8, args.metrics, params.export, params.seed
+    )
     shipped = metrics["formats"][f"int8_{params.export.int8}"]
-    print(f"{args.onnx}: agreement {metrics['formats']['onnx']['agreement']:.2%}; {args.int8}: agreement "
-          f"{shipped['agreement']:.2%}, {shipped['size_bytes'] / 1e6:.2f} MB")
+    print(
+        f"{args.onnx}: agreement {metrics['formats']['onnx']['agreement']:.2%}; {args.int8}: agreement "
+        f"{shipped['agreement']:.2%}, {shipped['size_bytes'] / 1e6:.2f} MB"
+    )
 
 
 if __name__ == "__main__":

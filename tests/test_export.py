@@ -48,11 +48,25 @@ def champion(tiny_split, tmp_path_factory):
     (split / "train").symlink_to(tiny_split / "train")
     (split / "test").symlink_to(tiny_split / "val")
     checkpoint = root / "champion.pt"
-    train_model("cnn", ModelParams(arch="cnn", image_size=48, options={"widths": [8, 16]}),
-                train_params(epochs=1, batch_size=32), seed=7, split_dir=tiny_split, checkpoint_path=checkpoint)
+    train_model(
+        "cnn",
+        ModelParams(arch="cnn", image_size=48, options={"widths": [8, 16]}),
+        train_params(epochs=1, batch_size=32),
+        seed=7,
+        split_dir=tiny_split,
+        checkpoint_path=checkpoint,
+    )
     record = root / "champion.json"
-    record.write_text(json.dumps({"name": "cnn", "checkpoint": str(checkpoint), "sha256": file_sha256(checkpoint),
-                                  "test_metrics": {"accuracy": 0.5}}))
+    record.write_text(
+        json.dumps(
+            {
+                "name": "cnn",
+                "checkpoint": str(checkpoint),
+                "sha256": file_sha256(checkpoint),
+                "test_metrics": {"accuracy": 0.5},
+            }
+        )
+    )
     return checkpoint, record, split
 
 
@@ -62,8 +76,16 @@ def exported(champion):
     out = checkpoint.parent
     # A one-epoch model's int8 labels may differ on a few test crops: the float export is held to the default.
     params = REPO_PARAMS.export.model_copy(update={**QUICK, "min_agreement": 0.5})
-    metrics = export_champion(checkpoint, record, split, out / "champion.onnx", out / "champion.int8.onnx",
-                              out / "export.json", params, seed=0)
+    metrics = export_champion(
+        checkpoint,
+        record,
+        split,
+        out / "champion.onnx",
+        out / "champion.int8.onnx",
+        out / "export.json",
+        params,
+        seed=0,
+    )
     return out, metrics
 
 
@@ -77,8 +99,11 @@ def test_the_onnx_export_answers_as_the_checkpoint_at_any_batch_size_and_names_i
         np.testing.assert_allclose(exported_model.probabilities(batch), reference.probabilities(batch), atol=1e-4)
     assert exported_model.record == reference.record
     assert exported_model.exported_from == file_sha256(checkpoint)
-    metadata = {p.key: json.loads(p.value) for p in onnx.load(str(out / "champion.onnx")).metadata_props
-                if p.key in (CLASSES_KEY, INPUT_SPEC_KEY)}
+    metadata = {
+        p.key: json.loads(p.value)
+        for p in onnx.load(str(out / "champion.onnx")).metadata_props
+        if p.key in (CLASSES_KEY, INPUT_SPEC_KEY)
+    }
     assert metadata[CLASSES_KEY] == list(EMOTIONS)
     assert metadata[INPUT_SPEC_KEY] == reference.record.input_spec.as_dict()
     with pytest.raises(FerError, match="takes uint8 crops of 48x48"):
@@ -112,12 +137,17 @@ def test_an_export_beyond_the_threshold_fails_in_one_line_and_replaces_nothing(c
     onnx_path.write_text("before")
     int8_path.write_text("before")
     params = REPO_PARAMS.export.model_copy(update={**QUICK, "min_agreement": 1.0})
-    with pytest.raises(FerError, match=r"champion\.int8\.onnx: agrees with the PyTorch champion on 9\d\.\d\d% of the "
-                                       r"test images \(\d+ differ\), under export\.min_agreement 100\.00%$"):
+    with pytest.raises(
+        FerError,
+        match=r"champion\.int8\.onnx: agrees with the PyTorch champion on 9\d\.\d\d% of the "
+        r"test images \(\d+ differ\), under export\.min_agreement 100\.00%$",
+    ):
         export_champion(checkpoint, record, split, onnx_path, int8_path, metrics, params, seed=0)
     assert onnx_path.read_text() == int8_path.read_text() == "before"
-    assert not metrics.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["champion.int8.onnx",
-                                                                                  "champion.onnx"]
+    assert not metrics.exists() and sorted(p.name for p in tmp_path.iterdir()) == [
+        "champion.int8.onnx",
+        "champion.onnx",
+    ]
 
 
 def test_a_checkpoint_other_than_the_recorded_champion_is_refused(champion, tmp_path):
@@ -125,12 +155,21 @@ def test_a_checkpoint_other_than_the_recorded_champion_is_refused(champion, tmp_
     record = tmp_path / "champion.json"
     record.write_text(json.dumps({"sha256": "0" * 64}))
     with pytest.raises(FerError, match="differs from the 000000000000... recorded"):
-        export_champion(checkpoint, record, split, tmp_path / "a.onnx", tmp_path / "b.onnx", tmp_path / "m.json",
-                        REPO_PARAMS.export, seed=0)
+        export_champion(
+            checkpoint,
+            record,
+            split,
+            tmp_path / "a.onnx",
+            tmp_path / "b.onnx",
+            tmp_path / "m.json",
+            REPO_PARAMS.export,
+            seed=0,
+        )
 
 
 def test_fer_serve_answers_predict_from_the_onnx_export_where_torch_cannot_be_imported(
-        champion, exported, tmp_path, monkeypatch):
+    champion, exported, tmp_path, monkeypatch
+):
     _, record, _ = champion
     out, _ = exported
     blocker = tmp_path / "site"
@@ -142,8 +181,9 @@ def test_fer_serve_answers_predict_from_the_onnx_export_where_torch_cannot_be_im
     params_file.write_text(yaml.safe_dump(params))
     monkeypatch.setenv("PYTHONPATH", str(blocker))
     with _serving(out / "champion.onnx", params_file, tmp_path / "log.sqlite", record) as url:
-        answer = httpx.post(f"{url}/predict", files={"file": ("grace.jpg", _jpeg(grace_hopper()), "image/jpeg")},
-                            timeout=30)
+        answer = httpx.post(
+            f"{url}/predict", files={"file": ("grace.jpg", _jpeg(grace_hopper()), "image/jpeg")}, timeout=30
+        )
         card = httpx.get(f"{url}/model").json()
     assert answer.status_code == 200, answer.text
     (face,) = answer.json()["faces"]

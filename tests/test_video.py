@@ -23,7 +23,7 @@ def _astronaut_frame(step: int) -> np.ndarray:
     photo = cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR)
     side = 400 - 12 * step
     x0, y0 = 40 + 6 * step, 0
-    return cv2.resize(photo[y0:y0 + side, x0:x0 + side], (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+    return cv2.resize(photo[y0 : y0 + side, x0 : x0 + side], (SIDE, SIDE), interpolation=cv2.INTER_AREA)
 
 
 @pytest.fixture(scope="module")
@@ -44,20 +44,39 @@ def predictor(tiny_checkpoint):
 def test_frames_are_sampled_every_nth_or_per_second(clip):
     assert [i for i, _, _ in sampled_frames(str(clip), Sampling(every=3))] == [0, 3, 6]
     assert [(i, t) for i, t, _ in sampled_frames(str(clip), Sampling(per_second=5))] == [
-        (0, 0.0), (2, 0.2), (4, 0.4), (6, 0.6)]
+        (0, 0.0),
+        (2, 0.2),
+        (4, 0.4),
+        (6, 0.6),
+    ]
     assert len(list(sampled_frames(str(clip), Sampling(max_frames=2)))) == 2
 
 
 def test_video_rows_one_per_frame_and_face_with_stable_tracks_and_the_blank_frame_reported(
-        tiny_checkpoint, clip, tmp_path, capsys):
+    tiny_checkpoint, clip, tmp_path, capsys
+):
     rows, plot, annotated = tmp_path / "rows.json", tmp_path / "plot.png", tmp_path / "annotated.mp4"
-    main(["predict", str(clip), "--model", str(tiny_checkpoint), "--champion-record", str(tmp_path / "none.json"),
-          "--rows", str(rows), "--plot", str(plot), "--annotate", str(annotated)])
+    main(
+        [
+            "predict",
+            str(clip),
+            "--model",
+            str(tiny_checkpoint),
+            "--champion-record",
+            str(tmp_path / "none.json"),
+            "--rows",
+            str(rows),
+            "--plot",
+            str(plot),
+            "--annotate",
+            str(annotated),
+        ]
+    )
     table = json.loads(rows.read_text())
     assert [row["frame"] for row in table] == list(range(8))  # one face per frame, one row for the blank one
     blank = table[BLANK_FRAME]
     assert blank["label"] == NO_FACE and blank["track"] is None
-    before, after = table[:BLANK_FRAME], table[BLANK_FRAME + 1:]
+    before, after = table[:BLANK_FRAME], table[BLANK_FRAME + 1 :]
     assert {row["track"] for row in before} == {1} and {row["track"] for row in after} == {2}
     for row in before + after:
         probabilities = {k: row[k] for k in EMOTIONS}

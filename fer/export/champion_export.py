@@ -24,9 +24,16 @@ from fer.runtime.onnx_model import OnnxClassifier
 INT8_METHODS = ("static", "dynamic")
 
 
-def export_champion(checkpoint: str | Path, champion_record: str | Path, split_dir: str | Path,
-                    onnx_path: str | Path, int8_path: str | Path, metrics_path: str | Path,
-                    params: ExportParams, seed: int) -> dict:
+def export_champion(
+    checkpoint: str | Path,
+    champion_record: str | Path,
+    split_dir: str | Path,
+    onnx_path: str | Path,
+    int8_path: str | Path,
+    metrics_path: str | Path,
+    params: ExportParams,
+    seed: int,
+) -> dict:
     """Write both exports and metrics_path; an export answering unlike the champion beyond the params' limits
     fails before either file is replaced. Returns the metrics."""
     model, record = load_checkpoint(checkpoint, expected_sha256=read_champion(champion_record)["sha256"])
@@ -38,14 +45,17 @@ def export_champion(checkpoint: str | Path, champion_record: str | Path, split_d
     with torch.inference_mode():
         expected = reference(torch.from_numpy(np.ascontiguousarray(test_images))).numpy()
     threads = params.latency_threads
-    timing_sample = test_images[:params.latency_batch]
+    timing_sample = test_images[: params.latency_batch]
 
     def measured(path: Path) -> dict:
         exported = OnnxClassifier(path, threads)
         probabilities = exported.probabilities(test_images)
-        return {"size_bytes": path.stat().st_size, **agreement(expected, probabilities, record.label_set),
-                **quality(probabilities, test_labels, record.label_set),
-                **_latencies(exported.probabilities, timing_sample, params.latency_repeats)}
+        return {
+            "size_bytes": path.stat().st_size,
+            **agreement(expected, probabilities, record.label_set),
+            **quality(probabilities, test_labels, record.label_set),
+            **_latencies(exported.probabilities, timing_sample, params.latency_repeats),
+        }
 
     def torch_probabilities(crops: np.ndarray) -> torch.Tensor:  # timed as the exports are: crops in
         return reference(torch.from_numpy(crops))
@@ -54,14 +64,21 @@ def export_champion(checkpoint: str | Path, champion_record: str | Path, split_d
     torch.set_num_threads(threads)
     try:
         with torch.inference_mode():
-            formats = {"torch": {"size_bytes": Path(checkpoint).stat().st_size,
-                                 **quality(expected, test_labels, record.label_set),
-                                 **_latencies(torch_probabilities, timing_sample, params.latency_repeats)}}
+            formats = {
+                "torch": {
+                    "size_bytes": Path(checkpoint).stat().st_size,
+                    **quality(expected, test_labels, record.label_set),
+                    **_latencies(torch_probabilities, timing_sample, params.latency_repeats),
+                }
+            }
     finally:
         torch.set_num_threads(threads_before)
     calibration = calibration_sample(train_images, params.calibration_images, seed)
-    with (atomic_path(onnx_path) as onnx_tmp, atomic_path(int8_path) as int8_tmp,
-          tempfile.TemporaryDirectory(prefix="fer-export-") as scratch):
+    with (
+        atomic_path(onnx_path) as onnx_tmp,
+        atomic_path(int8_path) as int8_tmp,
+        tempfile.TemporaryDirectory(prefix="fer-export-") as scratch,
+    ):
         export_onnx(model, record, test_images.shape[1], onnx_tmp, params.opset, file_sha256(checkpoint))
         formats["onnx"] = measured(onnx_tmp)
         for method in INT8_METHODS:  # both measured; params.int8 names the one shipped
@@ -77,10 +94,13 @@ def export_champion(checkpoint: str | Path, champion_record: str | Path, split_d
         "int8_shipped": params.int8,
         "calibration_images": len(calibration),
         "formats": formats,
-        "latency": {"threads": threads,  # torch's and onnxruntime's
-                    "load_average": [round(load, 2) for load in os.getloadavg()],  # other processes show here
-                    "batch_size": len(timing_sample), "repeats": params.latency_repeats,
-                    "cpu": platform.processor() or platform.machine()},
+        "latency": {
+            "threads": threads,  # torch's and onnxruntime's
+            "load_average": [round(load, 2) for load in os.getloadavg()],  # other processes show here
+            "batch_size": len(timing_sample),
+            "repeats": params.latency_repeats,
+            "cpu": platform.processor() or platform.machine(),
+        },
     }
     write_json(metrics_path, metrics)
     return metrics

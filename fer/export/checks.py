@@ -33,16 +33,23 @@ def agreement(reference: np.ndarray, exported: np.ndarray, label_set: LabelSet) 
     same = decisions(reference, label_set) == decisions(exported, label_set)
     if same.ndim > 1:
         same = same.all(1)
-    return {"agreement": round(float(same.mean()), DECIMALS), "disagreeing_images": int((~same).sum()),
-            "max_probability_difference": round(float(np.abs(reference - exported).max()), DECIMALS)}
+    return {
+        "agreement": round(float(same.mean()), DECIMALS),
+        "disagreeing_images": int((~same).sum()),
+        "max_probability_difference": round(float(np.abs(reference - exported).max()), DECIMALS),
+    }
 
 
 def require_agreement(name: str, check: dict, min_agreement: float, max_difference: float | None = None) -> None:
     """Fail in one line when the export `name` answers unlike the PyTorch model beyond the params' limits."""
     if check["agreement"] < min_agreement:
-        raise FerError(f"{name}: agrees with the PyTorch champion on {check['agreement']:.2%} of the test images "
-                       f"({check['disagreeing_images']} differ), under export.min_agreement {min_agreement:.2%}")
+        raise FerError(
+            f"{name}: agrees with the PyTorch champion on {check['agreement']:.2%} of the test images "
+            f"({check['disagreeing_images']} differ), under export.min_agreement {min_agreement:.2%}"
+        )
     if max_difference is not None and check["max_probability_difference"] > max_difference:
-        raise FerError(f"{name}: a probability differs from the PyTorch champion's by "
-                       f"{check['max_probability_difference']:.2g}, over export.max_probability_difference "
-                       f"{max_difference:g}")
+        raise FerError(
+            f"{name}: a probability differs from the PyTorch champion's by "
+            f"{check['max_probability_difference']:.2g}, over export.max_probability_difference "
+            f"{max_difference:g}"
+        )

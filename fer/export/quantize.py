@@ -40,8 +40,9 @@ def first_and_last_layers(path: str | Path) -> list[str]:
     return sorted({weighted[0], weighted[-1]}) if weighted else []
 
 
-def quantize_int8(onnx_path: str | Path, out_path: str | Path, method: Int8Method, calibration: np.ndarray,
-                  per_channel: bool) -> None:
+def quantize_int8(
+    onnx_path: str | Path, out_path: str | Path, method: Int8Method, calibration: np.ndarray, per_channel: bool
+) -> None:
     """Write the int8 version of onnx_path. The graph is prepared first (shape inference and onnxruntime's
     fusions, as its quantisation tool advises), and its metadata carried over."""
     out_path = Path(out_path)
@@ -51,12 +52,24 @@ def quantize_int8(onnx_path: str | Path, out_path: str | Path, method: Int8Metho
         kept_float = first_and_last_layers(prepared)
         if method == "static":
             # QDQ with signed int8 activations and weights: what onnxruntime's CPU kernels run fastest.
-            quantize_static(str(prepared), str(out_path), TrainCrops(calibration), quant_format=QuantFormat.QDQ,
-                            per_channel=per_channel, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                            nodes_to_exclude=kept_float)
+            quantize_static(
+                str(prepared),
+                str(out_path),
+                TrainCrops(calibration),
+                quant_format=QuantFormat.QDQ,
+                per_channel=per_channel,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=kept_float,
+            )
         else:
-            quantize_dynamic(str(prepared), str(out_path), per_channel=per_channel, weight_type=QuantType.QInt8,
-                             nodes_to_exclude=kept_float)
+            quantize_dynamic(
+                str(prepared),
+                str(out_path),
+                per_channel=per_channel,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=kept_float,
+            )
     finally:
         prepared.unlink(missing_ok=True)
     source, quantized = onnx.load(str(onnx_path)), onnx.load(str(out_path))

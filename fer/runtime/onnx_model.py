@@ -53,19 +53,23 @@ class OnnxClassifier:
         try:
             self.record = ModelRecord.model_validate_json(metadata[RECORD_KEY])
         except ValidationError as err:
-            raise FerError(f"{path}: bad model record in its metadata ({one_line(err)[:200]}); "
-                           f"expected {EXPECTED}") from None
+            raise FerError(
+                f"{path}: bad model record in its metadata ({one_line(err)[:200]}); expected {EXPECTED}"
+            ) from None
         self.crop_size = int(metadata[CROP_KEY])
         self.exported_from = metadata.get(SOURCE_KEY)  # the checkpoint's sha256
 
     def probabilities(self, crops: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """(N, C) float32 probabilities of uint8 crops (N, crop_size, crop_size)."""
         if crops.ndim != 3 or crops.shape[1:] != (self.crop_size, self.crop_size):
-            raise FerError(f"{self.path}: takes uint8 crops of {self.crop_size}x{self.crop_size} (align.size when it "
-                           f"was exported), got an array of shape {crops.shape}; re-run the export stage")
+            raise FerError(
+                f"{self.path}: takes uint8 crops of {self.crop_size}x{self.crop_size} (align.size when it "
+                f"was exported), got an array of shape {crops.shape}; re-run the export stage"
+            )
         crops = np.ascontiguousarray(crops, dtype=np.uint8)
-        outputs = [self.session.run([OUTPUT], {INPUT: crops[i:i + batch_size]})[0]
-                   for i in range(0, len(crops), batch_size)]
+        outputs = [
+            self.session.run([OUTPUT], {INPUT: crops[i : i + batch_size]})[0] for i in range(0, len(crops), batch_size)
+        ]
         return np.concatenate(outputs) if outputs else np.zeros((0, len(self.record.classes)), np.float32)
 
 

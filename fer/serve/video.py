@@ -105,8 +105,16 @@ def analyse_video(predictor: Predictor, source: str, sampling: Sampling, smooth:
             recent.append([face.probabilities[name] for name in classes])
             probabilities = dict(zip(classes, np.mean(recent, axis=0).round(6)))
             label = face.label if smooth == 1 else max(probabilities, key=probabilities.get)
-            rows.append({"frame": index, "time_s": round(seconds, 3), "track": track,
-                         **dict(zip("xywh", face.box)), "label": label, **probabilities})
+            rows.append(
+                {
+                    "frame": index,
+                    "time_s": round(seconds, 3),
+                    "track": track,
+                    **dict(zip("xywh", face.box)),
+                    "label": label,
+                    **probabilities,
+                }
+            )
     table = pd.DataFrame(rows, columns=["frame", "time_s", "track", *"xywh", "label", *classes])
     return table.astype({"track": "Int64", **{c: "Int64" for c in "xywh"}})
 
@@ -124,15 +132,22 @@ def plot_over_time(table: pd.DataFrame, classes: list[str], path: str | Path) ->
     """Each class's probability against time, a line per track, as a PNG (Vega-Lite, drawn offline)."""
     import vl_convert
 
-    faces = table.dropna(subset=["track"]).melt(id_vars=["time_s", "track"], value_vars=classes,
-                                                var_name="class", value_name="probability")
-    spec = {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "width": 480, "height": 200,
-            "data": {"values": faces.astype({"track": int}).to_dict("records")},
-            "mark": "line", "encoding": {
-                "x": {"field": "time_s", "type": "quantitative", "title": "time (s)"},
-                "y": {"field": "probability", "type": "quantitative", "scale": {"domain": [0, 1]}},
-                "color": {"field": "class", "type": "nominal"},
-                "strokeDash": {"field": "track", "type": "nominal"}}}
+    faces = table.dropna(subset=["track"]).melt(
+        id_vars=["time_s", "track"], value_vars=classes, var_name="class", value_name="probability"
+    )
+    spec = {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "width": 480,
+        "height": 200,
+        "data": {"values": faces.astype({"track": int}).to_dict("records")},
+        "mark": "line",
+        "encoding": {
+            "x": {"field": "time_s", "type": "quantitative", "title": "time (s)"},
+            "y": {"field": "probability", "type": "quantitative", "scale": {"domain": [0, 1]}},
+            "color": {"field": "class", "type": "nominal"},
+            "strokeDash": {"field": "track", "type": "nominal"},
+        },
+    }
     with atomic_path(path) as tmp:
         tmp.write_bytes(vl_convert.vegalite_to_png(spec, scale=2))
 
@@ -149,8 +164,15 @@ def write_annotated(source: str, table: pd.DataFrame, sampling: Sampling, path: 
             for row in by_frame.get_group(index).itertuples() if index in by_frame.groups else ():
                 if row.label != NO_FACE:
                     cv2.rectangle(frame, (row.x, row.y), (row.x + row.w, row.y + row.h), (0, 255, 0), 2)
-                    cv2.putText(frame, f"#{row.track} {row.label}", (row.x, max(12, row.y - 4)),
-                                cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 0), 1)
+                    cv2.putText(
+                        frame,
+                        f"#{row.track} {row.label}",
+                        (row.x, max(12, row.y - 4)),
+                        cv2.FONT_HERSHEY_SIMPLEX,
+                        0.5,
+                        (0, 255, 0),
+                        1,
+                    )
             writer.write(frame)
         if writer is not None:
             writer.release()
