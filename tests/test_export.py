@@ -12,6 +12,7 @@ import yaml
 from conftest import REPO_PARAMS, train_params
 from test_serving import _jpeg, _serving
 
+from fer.cli import main
 from fer.core.errors import FerError
 from fer.core.labels import EMOTIONS
 from fer.core.params import ModelParams
@@ -193,3 +194,18 @@ def test_fer_serve_answers_predict_from_the_onnx_export_where_torch_cannot_be_im
     assert card["champion"] is True and card["exported_from"] == read_json(record)["sha256"] != card["sha256"]
     assert card["test_metrics"] == {"accuracy": 0.5}
     assert torch.__name__ == "torch"  # only the child lacked it
+
+
+def test_fer_predict_gives_the_checkpoints_answer_from_the_onnx_export(champion, exported, tmp_path, capsys):
+    checkpoint, record, _ = champion
+    out, _ = exported
+    photo = tmp_path / "grace.jpg"
+    photo.write_bytes(_jpeg(grace_hopper()))
+    answers = []
+    for model in (checkpoint, out / "champion.onnx"):
+        main(["predict", str(photo), "--json", "--model", str(model), "--champion-record", str(record)])
+        answers.append(json.loads(capsys.readouterr().out))
+    (from_checkpoint,), (from_onnx,) = (answer[0]["faces"] for answer in answers)
+    assert from_onnx["box"] == from_checkpoint["box"] and from_onnx["label"] == from_checkpoint["label"]
+    for name, p in from_checkpoint["probabilities"].items():
+        assert from_onnx["probabilities"][name] == pytest.approx(p, abs=1e-4)

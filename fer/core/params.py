@@ -184,7 +184,7 @@ class CompareParams(_Section):
 
 class ExportParams(_Section):
     """The export stage: the champion as ONNX and int8 ONNX, each checked against the PyTorch model."""
-    opset: int = Field(ge=13)
+    opset: int = Field(ge=13, le=20)  # the TorchScript exporter writes opsets 13-20
     int8: Literal["static", "dynamic"]  # the quantisation shipped; both are measured
     calibration_images: int = Field(ge=1)  # train crops the static quantisation calibrates on
     per_channel: bool  # a weight scale per output channel rather than per tensor

@@ -99,11 +99,22 @@ def export_champion(
             "load_average": [round(load, 2) for load in os.getloadavg()],  # other processes show here
             "batch_size": len(timing_sample),
             "repeats": params.latency_repeats,
-            "cpu": platform.processor() or platform.machine(),
+            "cpu": _cpu_name(),
         },
     }
     write_json(metrics_path, metrics)
     return metrics
+
+
+def _cpu_name() -> str:
+    """The CPU model as Linux names it (platform.processor() is empty there), else the architecture."""
+    cpuinfo = Path("/proc/cpuinfo")
+    names = (
+        [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        if cpuinfo.is_file()
+        else []
+    )
+    return names[0] if names else platform.machine()
 
 
 def _latencies(run, crops: np.ndarray, repeats: int) -> dict:
