@@ -16,6 +16,8 @@ from fer.serve.video import NO_FACE, Sampling, analyse_video, sampled_frames
 SIDE = 256
 FPS = 10.0
 BLANK_FRAME = 4  # a grey frame without a face, between two runs of the panning astronaut
+ALL_FRAMES = Sampling(every=1, per_second=0, max_frames=0)
+FIRST_THREE = Sampling(every=1, per_second=0, max_frames=3)
 
 
 def _astronaut_frame(step: int) -> np.ndarray:
@@ -42,14 +44,14 @@ def predictor(tiny_checkpoint):
 
 
 def test_frames_are_sampled_every_nth_or_per_second(clip):
-    assert [i for i, _, _ in sampled_frames(str(clip), Sampling(every=3))] == [0, 3, 6]
-    assert [(i, t) for i, t, _ in sampled_frames(str(clip), Sampling(per_second=5))] == [
+    assert [i for i, _, _ in sampled_frames(str(clip), Sampling(every=3, per_second=0, max_frames=0))] == [0, 3, 6]
+    assert [(i, t) for i, t, _ in sampled_frames(str(clip), Sampling(every=1, per_second=5, max_frames=0))] == [
         (0, 0.0),
         (2, 0.2),
         (4, 0.4),
         (6, 0.6),
     ]
-    assert len(list(sampled_frames(str(clip), Sampling(max_frames=2)))) == 2
+    assert len(list(sampled_frames(str(clip), Sampling(every=1, per_second=0, max_frames=2)))) == 2
 
 
 def test_video_rows_one_per_frame_and_face_with_stable_tracks_and_the_blank_frame_reported(
@@ -86,12 +88,12 @@ def test_video_rows_one_per_frame_and_face_with_stable_tracks_and_the_blank_fram
     assert [row["time_s"] for row in table] == pytest.approx([i / FPS for i in range(8)])
     assert "8 sampled frames, 7 faces in 2 tracks, 1 frames without a face" in capsys.readouterr().err
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(list(sampled_frames(str(annotated), Sampling()))) == 8
+    assert len(list(sampled_frames(str(annotated), ALL_FRAMES))) == 8
 
 
 def test_smoothing_averages_a_tracks_probabilities_over_the_window(predictor, clip):
-    raw = analyse_video(predictor, str(clip), Sampling(max_frames=3))
-    smoothed = analyse_video(predictor, str(clip), Sampling(max_frames=3), smooth=2)
+    raw = analyse_video(predictor, str(clip), FIRST_THREE, smooth=1)
+    smoothed = analyse_video(predictor, str(clip), FIRST_THREE, smooth=2)
     classes = list(predictor.record.classes)
     np.testing.assert_allclose(smoothed[classes].iloc[0], raw[classes].iloc[0], atol=1e-6)
     np.testing.assert_allclose(smoothed[classes].iloc[2], raw[classes].iloc[1:3].mean(), atol=1e-5)

@@ -28,9 +28,11 @@ def is_video(source: str) -> bool:
 
 @dataclass(frozen=True)
 class Sampling:
-    every: int = 1  # every Nth frame
-    per_second: float = 0.0  # or this many frames per second of video (0: use every)
-    max_frames: int = 0  # sampled frames to stop after (0: the whole video; a webcam needs it)
+    """Which frames are analysed; fer predict's options (--every, --fps, --max-frames) hold the defaults."""
+
+    every: int  # every Nth frame
+    per_second: float  # or this many frames per second of video (0: use every)
+    max_frames: int  # sampled frames to stop after (0: the whole video; a webcam needs it)
 
 
 def sampled_frames(source: str, sampling: Sampling) -> Iterator[tuple[int, float, np.ndarray]]:
@@ -85,7 +87,7 @@ class Tracker:
         return assigned
 
 
-def analyse_video(predictor: Predictor, source: str, sampling: Sampling, smooth: int = 1) -> pd.DataFrame:
+def analyse_video(predictor: Predictor, source: str, sampling: Sampling, smooth: int) -> pd.DataFrame:
     """One row per sampled frame and face: frame, time_s, track, x, y, w, h, label and each class's
     probability (averaged over the track's last `smooth` sampled frames); a frame without a face has one row
     with label NO_FACE and no track."""
