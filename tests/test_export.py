@@ -76,7 +76,7 @@ def exported(champion):
     checkpoint, record, split = champion
     out = checkpoint.parent
     # A one-epoch model's int8 labels may differ on a few test crops: the float export is held to the default.
-    params = REPO_PARAMS.export.model_copy(update={**QUICK, "min_agreement": 0.5})
+    params = REPO_PARAMS.export.model_copy(update={**QUICK, "min_int8_agreement": 0.5})
     metrics = export_champion(
         checkpoint,
         record,
@@ -137,11 +137,11 @@ def test_an_export_beyond_the_threshold_fails_in_one_line_and_replaces_nothing(c
     onnx_path, int8_path, metrics = tmp_path / "champion.onnx", tmp_path / "champion.int8.onnx", tmp_path / "m.json"
     onnx_path.write_text("before")
     int8_path.write_text("before")
-    params = REPO_PARAMS.export.model_copy(update={**QUICK, "min_agreement": 1.0})
+    params = REPO_PARAMS.export.model_copy(update={**QUICK, "min_int8_agreement": 1.0})
     with pytest.raises(
         FerError,
         match=r"champion\.int8\.onnx: agrees with the PyTorch champion on 9\d\.\d\d% of the "
-        r"test images \(\d+ differ\), under export\.min_agreement 100\.00%$",
+        r"test images \(\d+ differ\), under export\.min_int8_agreement 100\.00%$",
     ):
         export_champion(checkpoint, record, split, onnx_path, int8_path, metrics, params, seed=0)
     assert onnx_path.read_text() == int8_path.read_text() == "before"

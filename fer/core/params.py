@@ -188,7 +188,8 @@ class ExportParams(_Section):
     int8: Literal["static", "dynamic"]  # the quantisation shipped; both are measured
     calibration_images: int = Field(ge=1)  # train crops the static quantisation calibrates on
     per_channel: bool  # a weight scale per output channel rather than per tensor
-    min_agreement: float = Field(ge=0.0, le=1.0)  # share of test images an export must answer as PyTorch does
+    min_agreement: float = Field(ge=0.0, le=1.0)  # share of test images the float export answers as PyTorch does
+    min_int8_agreement: float = Field(ge=0.0, le=1.0)  # the same for the shipped int8 export
     max_probability_difference: float = Field(gt=0.0)  # the float ONNX's largest allowed difference
     latency_batch: int = Field(ge=1)  # test crops in the batched latency
     latency_repeats: int = Field(ge=1)  # timed runs per format and batch size, after warm-up

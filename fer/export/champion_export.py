@@ -86,7 +86,9 @@ def export_champion(
             quantize_int8(onnx_tmp, out, method, calibration, params.per_channel)
             formats[f"int8_{method}"] = measured(out)
         require_agreement(str(onnx_path), formats["onnx"], params.min_agreement, params.max_probability_difference)
-        require_agreement(str(int8_path), formats[f"int8_{params.int8}"], params.min_agreement)
+        require_agreement(
+            str(int8_path), formats[f"int8_{params.int8}"], params.min_int8_agreement, param="export.min_int8_agreement"
+        )
     metrics = {
         "model": record.name,
         "checkpoint_sha256": file_sha256(checkpoint),

@@ -40,12 +40,19 @@ def agreement(reference: np.ndarray, exported: np.ndarray, label_set: LabelSet) 
     }
 
 
-def require_agreement(name: str, check: dict, min_agreement: float, max_difference: float | None = None) -> None:
-    """Fail in one line when the export `name` answers unlike the PyTorch model beyond the params' limits."""
+def require_agreement(
+    name: str,
+    check: dict,
+    min_agreement: float,
+    max_difference: float | None = None,
+    param: str = "export.min_agreement",
+) -> None:
+    """Fail in one line when the export `name` answers unlike the PyTorch model beyond the params' limits (`param`
+    names the agreement's)."""
     if check["agreement"] < min_agreement:
         raise FerError(
             f"{name}: agrees with the PyTorch champion on {check['agreement']:.2%} of the test images "
-            f"({check['disagreeing_images']} differ), under export.min_agreement {min_agreement:.2%}"
+            f"({check['disagreeing_images']} differ), under {param} {min_agreement:.2%}"
         )
     if max_difference is not None and check["max_probability_difference"] > max_difference:
         raise FerError(
