@@ -143,6 +143,8 @@ def _predict(args) -> None:
 
     predictor, _ = _predictor(args)
     print(f"note: {predictor.name}: {training_note(predictor.record)}", file=sys.stderr)
+    if _video_source(args.photos) is not None:
+        return _predict_video(args, predictor)
     results, failed = [], 0
     for photo in args.photos:
         try:
@@ -164,6 +166,39 @@ def _predict(args) -> None:
         sys.exit(1)
 
 
+def _video_source(sources: list[str]) -> str | None:
+    """The one video (file or webcam index) among the inputs; None when they are all photos."""
+    from fer.serve.video import is_video
+
+    videos = [source for source in sources if is_video(source)]
+    if videos and len(sources) > 1:
+        raise FerError(f"{videos[0]}: a video is predicted on its own; give one video, or only photos")
+    return videos[0] if videos else None
+
+
+def _predict_video(args, predictor) -> None:
+    from fer.serve.video import Sampling, analyse_video, plot_over_time, write_annotated, write_rows
+
+    source = args.photos[0]
+    if source.isdigit() and (not args.max_frames or args.annotate):
+        raise FerError(f"webcam {source}: give --max-frames (a webcam never ends); --annotate takes a video file")
+    if args.every < 1 or args.fps < 0 or args.smooth < 1:
+        raise FerError("--every and --smooth take at least 1, --fps at least 0")
+    sampling = Sampling(args.every, args.fps, args.max_frames)
+    table = analyse_video(predictor, source, sampling, args.smooth)
+    if args.rows:
+        write_rows(table, args.rows)
+    else:
+        print(table.to_json(orient="records", indent=2) if args.json else table.to_csv(index=False), end="")
+    if args.plot:
+        plot_over_time(table, predictor.record.classes, args.plot)
+    if args.annotate:
+        write_annotated(source, table, sampling, args.annotate)
+    faces = table["track"].notna()
+    print(f"{source}: {table['frame'].nunique()} sampled frames, {faces.sum()} faces in {table['track'].nunique()} "
+          f"tracks, {(~faces).sum()} frames without a face", file=sys.stderr)
+
+
 def _serve(args) -> None:
     import uvicorn
 
@@ -173,7 +208,8 @@ def _serve(args) -> None:
     from fer.serve.prediction_log import PredictionLog
 
     predictor, champion = _predictor(args)
-    card = model_card(predictor.record, predictor.checkpoint_sha256, champion)
+    card = model_card(predictor.record, predictor.checkpoint_sha256, champion,
+                      exported_from=predictor.classifier.exported_from)
     log = PredictionLog(args.log) if args.log else None
     give_freed_photos_back_to_the_os()  # a setting of the whole process, so the server's process sets it
     uvicorn.run(create_app(predictor, card, log), host=args.host, port=args.port, log_level="warning",
@@ -227,7 +263,9 @@ def _synthetic_celeba(args) -> None:
 
 
 def _add_model_arguments(command: argparse.ArgumentParser, run) -> None:
-    command.add_argument("--model", default=str(PATHS.champion), help="checkpoint (default: the champion)")
+    command.add_argument("--model", default=str(PATHS.champion),
+                         help=f"checkpoint, or an ONNX export run without torch ({PATHS.champion_onnx}, "
+                         f"{PATHS.champion_int8}); default: the champion's checkpoint")
     command.add_argument("--champion-record", default=str(PATHS.champion_record),
                          help="the compare stage's champion record (its test metrics, and the sha256 the "
                          "checkpoint must have)")
@@ -276,9 +314,19 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--plots", nargs="+", metavar="PATTERN",
                         help="plot ids to draw (glob; default: leaderboard, tune history, normalised confusions)")
     report.set_defaults(run=_report)
-    predict = commands.add_parser("predict", help="emotions of every face in some photos")
-    predict.add_argument("photos", nargs="+", metavar="PHOTO")
-    predict.add_argument("--json", action="store_true", help="JSON instead of a table")
+    predict = commands.add_parser("predict", help="emotions of every face in some photos, or over time in a video")
+    predict.add_argument("photos", nargs="+", metavar="PHOTO",
+                         help="photos; or one video (mp4, avi, mov, mkv, webm) or webcam index (0)")
+    predict.add_argument("--json", action="store_true", help="JSON instead of a table (a video's rows: CSV)")
+    video = predict.add_argument_group("video", "one row per sampled frame and face (docs/export.md)")
+    video.add_argument("--every", type=int, default=1, help="sample every Nth frame")
+    video.add_argument("--fps", type=float, default=0.0, help="or sample this many frames per second (0: --every)")
+    video.add_argument("--max-frames", type=int, default=0, help="stop after this many sampled frames (0: all)")
+    video.add_argument("--smooth", type=int, default=1, help="average each track's probabilities over this many "
+                       "sampled frames")
+    video.add_argument("--rows", help="write the rows here (.csv, or .json) instead of to stdout")
+    video.add_argument("--plot", help="a PNG of each emotion's probability over time")
+    video.add_argument("--annotate", help="an mp4 of the sampled frames with boxes, track ids and labels")
     _add_model_arguments(predict, run=_predict)
     serve = commands.add_parser("serve", help="the prediction API and upload page (FastAPI + uvicorn)")
     serve.add_argument("--host", default="127.0.0.1")

@@ -279,9 +279,9 @@ def test_photos_of_mixed_sizes_share_detector_calls_and_find_what_each_alone_fin
     photos, _ = drawn_photos(32)
     alone = [mtcnn([photo])[0] for photo in photos]
     batch_sizes = []
-    detect_face = face_detector_module.detect_face
-    monkeypatch.setattr(face_detector_module, "detect_face",
-                        lambda batch, *args: batch_sizes.append(len(batch)) or detect_face(batch, *args))
+    detect = face_detector_module.MtcnnDetector._detect
+    monkeypatch.setattr(face_detector_module.MtcnnDetector, "_detect",
+                        lambda self, batch, *args: batch_sizes.append(len(batch)) or detect(self, batch, *args))
 
     together = mtcnn(photos)
 

@@ -12,7 +12,7 @@ from conftest import REPO
 from test_stage_deps import imported_fer_modules
 
 # Lowest first, as in fer/__init__.py; fer/cli.py sits on top of them all.
-WINGS = ("core", "data", "models", "runtime", "train", "evaluate", "serve", "tools", "cli")
+WINGS = ("core", "data", "models", "runtime", "train", "evaluate", "export", "serve", "tools", "cli")
 
 
 def wing_of(module: str) -> str | None:

@@ -205,6 +205,20 @@ class CompareParams(_Section):
     alpha: float = Field(gt=0.0, lt=1.0)  # significance level of the paired tests (ties, report verdicts)
 
 
+class ExportParams(_Section):
+    """The export stage: the champion as ONNX and int8 ONNX, each checked against the PyTorch model."""
+    opset: int = Field(ge=13, le=20)  # the TorchScript exporter writes opsets 13-20
+    int8: Literal["static", "dynamic"]  # the quantisation shipped; both are measured
+    calibration_images: int = Field(ge=1)  # train crops the static quantisation calibrates on
+    per_channel: bool  # a weight scale per output channel rather than per tensor
+    min_agreement: float = Field(ge=0.0, le=1.0)  # share of test images the float export answers as PyTorch does
+    min_int8_agreement: float = Field(ge=0.0, le=1.0)  # the same for the shipped int8 export
+    max_probability_difference: float = Field(gt=0.0)  # the float ONNX's largest allowed difference
+    latency_batch: int = Field(ge=1)  # test crops in the batched latency
+    latency_repeats: int = Field(ge=1)  # timed runs per format and batch size, after warm-up
+    latency_threads: int = Field(ge=1)  # torch's and onnxruntime's threads while timing
+
+
 class PredictParams(_Section):
     """fer predict / fer serve: photos from users rather than dataset crops."""
     # Faces smaller than this share of the photo's shorter side are not looked for: each halving of the
@@ -231,6 +245,7 @@ class Params(_Section):
     tune: TuneParams
     evaluate: EvaluateParams
     compare: CompareParams
+    export: ExportParams
     predict: PredictParams
 
     @model_validator(mode="after")

@@ -66,18 +66,23 @@ def _grey(image: Image.Image, name: str) -> tuple[Image.Image, int]:
     if image.mode in ("I", "F"):  # 32-bit samples have no one scale to 0..255
         raise BadPhoto(f"{name}: 32-bit {'float' if image.mode == 'F' else 'integer'} pixels; "
                        "expected 8- or 16-bit samples", 415)
-    return _on_white(image).convert("L"), 8
+    return _grey_on_white(image), 8
 
 
-def _on_white(image: Image.Image) -> Image.Image:
-    """A transparent image as a viewer shows it, composited on white: convert("L") would drop the alpha and
-    keep the colour stored under fully transparent pixels, which no one sees (a face can hide there)."""
-    if image.mode == "P" and "transparency" in image.info:
+def _grey_on_white(image: Image.Image) -> Image.Image:
+    """The image in grey as a viewer shows it, transparent parts on white: convert("L") alone would drop the
+    alpha and keep the colour stored under fully transparent pixels, which no one sees (a face can hide there).
+    Composited in grey, one byte a pixel, so an upload near the pixel limit costs no full-colour copies."""
+    if image.mode in ("P", "RGBa", "La") and (image.mode != "P" or "transparency" in image.info):
         image = image.convert("RGBA")
-    if image.mode not in ("RGBA", "LA", "PA", "RGBa", "La"):
-        return image
-    rgba = image.convert("RGBA")
-    return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+    if image.mode not in ("RGBA", "LA", "PA"):
+        return image.convert("L")
+    grey, alpha = image.convert("LA").split()
+    if alpha.getextrema() == (255, 255):  # opaque everywhere: nothing to composite
+        return grey
+    on_white = Image.new("L", image.size, 255)
+    on_white.paste(grey, mask=alpha)
+    return on_white
 
 
 def _is_deep_netpbm(image: Image.Image) -> bool:

@@ -17,8 +17,9 @@ from fer.core.errors import FerError
 from fer.core.storage import atomic_path
 from fer.data.datasets import load_split
 from fer.evaluate.records import Evaluation, PredictionRow, read_predictions
-from fer.runtime.checkpoint import ModelRecord, load_checkpoint
+from fer.runtime.checkpoint import load_checkpoint
 from fer.runtime.inputs import model_input
+from fer.runtime.record import ModelRecord
 
 TILE = 96          # pixels a test image is drawn at
 CAPTION = 26       # pixels of text under each tile (two lines of PIL's default font)

@@ -10,57 +10,17 @@ import hashlib
 import pickle
 from pathlib import Path
 
+import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import ValidationError
 
 from fer.core.errors import FerError, one_line
-from fer.core.labels import LabelSet
 from fer.core.storage import atomic_path, file_sha256
-from fer.core.tasks import HEADS
 from fer.models import build_model
-from fer.models.input_spec import InputSpec
-from fer.runtime.inference import predict_logits
+from fer.runtime.inference import predict_logits, predict_probabilities
+from fer.runtime.record import ModelRecord
 
 EXPECTED = "a checkpoint written by the train or tune stage"
-
-
-class ModelRecord(BaseModel):
-    """What a checkpoint holds besides its weights."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str                       # its identity: the leaderboard row, the served model's name
-    arch: str
-    task: str                       # a task of fer.core.tasks.HEADS: what the outputs mean
-    classes: list[str]              # output i is classes[i]
-    image_size: int
-    mean: float
-    std: float
-    options: dict
-    dropout: float
-    pretrained: bool | str
-    train: dict                     # the training params it was trained with
-    seed: int                       # the seed of its initial weights and batch order
-    tuned_from: str | None = None   # for the tune stage's model: the `models` entry whose settings were tuned
-    trained_on: dict                # fer.data.datasets.training_data of its split
-    best_epoch: int
-    val_acc: float
-
-    @field_validator("task")
-    @classmethod
-    def _registered(cls, task: str) -> str:
-        # checked against the registry when read, so a task registered there is a task a checkpoint may have
-        if task not in HEADS:
-            raise ValueError(f"expected one of {', '.join(HEADS)}")
-        return task
-
-    @property
-    def label_set(self) -> LabelSet:
-        return LabelSet(self.task, tuple(self.classes))
-
-    @property
-    def input_spec(self) -> InputSpec:
-        return InputSpec(self.image_size, self.mean, self.std)
 
 
 def tensors_sha256(state_dict: dict) -> str:
@@ -149,3 +109,17 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
     if not predict_logits(model, probe, record.input_spec).isfinite().all():
         raise FerError(f"{path}: the model's outputs are NaN or inf (corrupted weights?); expected {EXPECTED}")
     return model, record
+
+
+class CheckpointClassifier:
+    """A checkpoint's model behind the interface of fer.runtime.onnx_model.OnnxClassifier: uint8 crops in,
+    probabilities out."""
+
+    exported_from = None  # an export's source checkpoint; this is one
+
+    def __init__(self, path: str | Path, expected_sha256: str | None = None):
+        self.model, self.record = load_checkpoint(path, expected_sha256=expected_sha256)
+
+    def probabilities(self, crops: np.ndarray) -> np.ndarray:
+        return predict_probabilities(self.model, torch.from_numpy(crops), self.record.input_spec,
+                                     self.record.label_set.head)

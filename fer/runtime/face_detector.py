@@ -2,16 +2,14 @@
 
 "mtcnn" (the default): facenet-pytorch's MTCNN, whose three small networks ship inside its wheel (MIT),
 run here on torch in batches of images of any size; it gives a box, a confidence and five landmarks per
-face. "haar": OpenCV's cascades (fer.data.haar.detect_faces), boxes and, when found, the two eyes.
+face. "haar": OpenCV's cascades (fer.data.haar.detect_faces), boxes and, when found, the two eyes. Torch and
+facenet-pytorch are imported only for MTCNN, so that an ONNX server without torch can detect with Haar.
 """
 
 from collections import defaultdict
 
 import cv2
 import numpy as np
-import torch
-from facenet_pytorch import ONet, PNet, RNet
-from facenet_pytorch.models.utils.detect_face import detect_face
 
 from fer.core.errors import FerError
 from fer.core.params import FACE_METHODS
@@ -37,6 +35,8 @@ CANVAS_STEP = 32
 
 class MtcnnDetector:
     def __init__(self, min_face: int):
+        from facenet_pytorch import ONet, PNet, RNet
+
         self.min_face = min_face
         # Inference only, and no state between calls, so one instance serves many threads.
         self.nets = tuple(net().eval() for net in (PNet, RNet, ONet))
@@ -64,6 +64,9 @@ class MtcnnDetector:
 
     def _detect(self, batch: np.ndarray, min_size: float):
         """Per image of the grey batch, the boxes with scores (n, 5) and the landmarks (n, 5, 2)."""
+        import torch
+        from facenet_pytorch.models.utils.detect_face import detect_face
+
         with torch.inference_mode():
             return detect_face(np.repeat(batch[..., None], 3, axis=-1), min_size, *self.nets, STAGE_THRESHOLDS,
                                PYRAMID_FACTOR, torch.device("cpu"))

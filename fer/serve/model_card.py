@@ -5,7 +5,7 @@ import subprocess
 from pathlib import Path
 
 from fer.evaluate.records import ChampionRecord
-from fer.runtime.checkpoint import ModelRecord
+from fer.runtime.record import ModelRecord
 
 
 def _git_revision(repo: Path) -> str | None:
@@ -32,9 +32,10 @@ def training_note(record: ModelRecord) -> str:
 
 
 def model_card(record: ModelRecord, checkpoint_sha256: str, champion: ChampionRecord | None,
-               repo: str | Path = ".") -> dict:
-    """The champion's test metrics appear only when the served file is the champion's (same sha256)."""
-    is_champion = champion is not None and champion.sha256 == checkpoint_sha256
+               repo: str | Path = ".", exported_from: str | None = None) -> dict:
+    """The champion's test metrics appear only when the served file is the champion's (same sha256), or an
+    export of it (exported_from: the sha256 of the checkpoint an ONNX file was exported from)."""
+    is_champion = champion is not None and champion.sha256 in (checkpoint_sha256, exported_from)
     return {
         "name": record.name,
         "arch": record.arch,
@@ -45,6 +46,7 @@ def model_card(record: ModelRecord, checkpoint_sha256: str, champion: ChampionRe
         "trained_on": record.trained_on,
         "training_note": training_note(record),
         "sha256": checkpoint_sha256,
+        "exported_from": exported_from,
         "champion": is_champion,
         "test_metrics": champion.test_metrics if is_champion else {},
         "git_revision": _git_revision(Path(repo)),

@@ -1,11 +1,10 @@
 """Emotions (or attributes) of every face in a photo, with the align stage's detection and registration and a
-checkpoint."""
+checkpoint, or its ONNX export (which needs no torch)."""
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from fer.core.errors import FerError
 from fer.core.params import AlignParams, PredictParams
@@ -14,9 +13,8 @@ from fer.core.tasks.head import TaskHead
 from fer.data.faces import align_face
 from fer.data.image_stats import image_stats
 from fer.data.photos import BadPhoto
-from fer.runtime.checkpoint import load_checkpoint
 from fer.runtime.face_detector import face_detector
-from fer.runtime.inference import predict_probabilities
+from fer.runtime.onnx_model import load_classifier
 
 
 @dataclass
@@ -53,8 +51,10 @@ class FacePrediction:
 class Predictor:
     def __init__(self, checkpoint: str | Path, align: AlignParams, settings: PredictParams,
                  expected_sha256: str | None = None):
-        """expected_sha256: the hash a stage recorded for the file (fer.evaluate.provenance); it must match."""
-        self.model, self.record = load_checkpoint(checkpoint, expected_sha256=expected_sha256)
+        """checkpoint: a .pt checkpoint or an .onnx export; expected_sha256: the hash a stage recorded for a
+        checkpoint (fer.evaluate.provenance); it must match."""
+        self.classifier = load_classifier(checkpoint, expected_sha256)
+        self.record = self.classifier.record
         self.checkpoint = Path(checkpoint)
         # load_checkpoint has hashed the file against expected_sha256 already: one hash per start.
         self.checkpoint_sha256 = expected_sha256 or file_sha256(checkpoint)
@@ -86,7 +86,7 @@ class Predictor:
         crops = np.stack([align_face(grey, face, self.align.size, self.align.margin, self.align.crop)
                           for face in faces])
         head = self.record.label_set.head
-        probabilities = predict_probabilities(self.model, torch.from_numpy(crops), self.record.input_spec, head)
+        probabilities = self.classifier.probabilities(crops)
         if not np.isfinite(probabilities).all():  # never an emotion with null probabilities
             raise FerError(f"{self.checkpoint}: the model gave NaN or inf probabilities for {name}; refusing them")
         stats = image_stats(crops)

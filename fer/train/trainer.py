@@ -7,9 +7,10 @@ from dvclive import Live
 
 from fer.data.datasets import load_split, split_label_set, training_data
 from fer.models import build_model
-from fer.runtime.checkpoint import ModelRecord, save_checkpoint
+from fer.runtime.checkpoint import save_checkpoint
 from fer.runtime.device import resolve_device
 from fer.runtime.inputs import to_device
+from fer.runtime.record import ModelRecord
 from fer.train.job import TrainJob
 from fer.train.loop import EpochLog, FitResult, TrainingData, fit
 
