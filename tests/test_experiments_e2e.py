@@ -72,8 +72,9 @@ def test_a_sweep_through_the_experiment_queue(tiny_pipeline, tmp_path):
                 ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "baseline"]):
         _ok(_run(cmd, repo))
 
-    # the README's sweep, on a grid of two learning rates: queued, then run one at a time
-    queued = _ok(_run(["dvc", "exp", "run", "--queue", "-S", "models.mlp.lr=0.001,0.01"], repo))
+    # docs/tuning.md's sweep, on a grid of two learning rates: queued, then run one at a time (`+`, as the tiny
+    # mlp has no lr of its own to override)
+    queued = _ok(_run(["dvc", "exp", "run", "--queue", "-S", "+models.mlp.lr=0.001,0.01"], repo))
     assert queued.count("Queued experiment") == 2, queued
     _ok(_run(["dvc", "queue", "start", "-j", "1"], repo))
     deadline = time.monotonic() + 900
