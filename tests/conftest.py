@@ -54,7 +54,6 @@ def tiny_checkpoint(tiny_split):
     return path
 
 
-
 @pytest.fixture(scope="session")
 def tiny_pipeline(tmp_path_factory) -> Path:
     """test_pipeline_e2e's TINY pipeline reproduced once, every stage, for the e2e tests that start from it: each
