@@ -98,8 +98,9 @@ def test_a_sweep_through_the_experiment_queue(tiny_pipeline, tmp_path):
 def test_the_attributes_task_on_a_celeba_layout_beats_the_majority_baseline(tmp_path):
     """CelebA's Kaggle layout, generated, through every stage by `dvc exp run -S task=attributes ...`."""
     # The MLP is the model tuned here: within this budget the tiny CNN stays near the majority baseline on these
-    # attributes, for a reason not yet established (docs/pipeline.md: Two tasks).
-    models = {"mlp": {**TINY_MODELS["mlp"], "options": {"hidden": [64]}}, "cnn": TINY_MODELS["cnn"]}
+    # attributes, for a reason not yet established (docs/pipeline.md: Two tasks). So the CNN, checked here only for
+    # its per-attribute metrics and its row, trains 2 epochs rather than 10 (it then ranked last; the MLP won).
+    models = {"mlp": {**TINY_MODELS["mlp"], "options": {"hidden": [64]}}, "cnn": {**TINY_MODELS["cnn"], "epochs": 2}}
     repo = _make_repo(tmp_path, **{**TINY, "models": models, "model": "mlp", "tune": {"trials": 1, "epochs": 1},
                                    "train": {"epochs": 10, "patience": 10, "lr": 0.003, "batch_size": 32,
                                              "device": "cpu", "label_smoothing": 0.0}})
