@@ -71,3 +71,13 @@ def tiny_checkpoint(tiny_split):
     train_model(TrainJob("mlp", spec, train_params(epochs=1, batch_size=32), seed=7, split_dir=tiny_split), path)
     return path
 
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory) -> Path:
+    """test_pipeline_e2e's TINY pipeline reproduced once, every stage, for the e2e tests that start from it: each
+    copies it (_copy_repo) instead of reproducing it again, and none changes this one."""
+    from test_pipeline_e2e import TINY, _make_repo, _repro  # here, as that module imports this one
+
+    repo = _make_repo(tmp_path_factory.mktemp("tiny_pipeline"), **TINY)
+    _repro(repo)
+    return repo

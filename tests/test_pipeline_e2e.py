@@ -1,11 +1,13 @@
 """The real `dvc repro` on tiny configs, in a throwaway copy of the repository."""
 
+import functools
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -43,19 +45,53 @@ def _make_repo(tmp_path: Path, **sections) -> Path:
             shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(src, repo / name)
+    _set_params(repo, **sections)
+    (repo / "data").mkdir()
+    shutil.copytree(_dvc_skeleton(), repo, dirs_exist_ok=True)
+    # A clone always has commits, and dvclive needs one to find its place in the repository.
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "pipeline"]):
+        result = _run(cmd, repo)
+        assert result.returncode == 0, result.stderr
+    return repo
+
+
+_SKELETON = tempfile.TemporaryDirectory(prefix="fer-dvc-skeleton-")  # removed when the test session ends
+
+
+@functools.cache
+def _dvc_skeleton() -> Path:
+    """What `dvc init` writes (.dvc/, .dvcignore), with analytics off and the plot templates dvc.yaml names:
+    made once per session and copied into each test repository, as each dvc command costs a second or more of
+    start-up."""
+    made = Path(_SKELETON.name) / "skeleton"
+    made.mkdir()
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
+                ["cp", "-r", str(REPO / ".dvc" / "plots"), ".dvc/plots"]):
+        result = _run(cmd, made)
+        assert result.returncode == 0, result.stderr
+    for own in (made / ".git", made / ".dvc" / "tmp"):  # each repository has its own git and DVC working files
+        shutil.rmtree(own)
+    return made
+
+
+def _set_params(repo: Path, **sections) -> None:
+    """Override params.yaml's sections: a dict section's keys are merged in (models is replaced whole)."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
     for section, values in sections.items():
         merge = isinstance(values, dict) and section != "models"
         params[section] = {**params[section], **values} if merge else values
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
-    (repo / "data").mkdir()
-    # A clone always has commits, and dvclive needs one to find its place in the repository.
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
-                ["cp", "-r", str(REPO / ".dvc" / "plots"), ".dvc/plots"],  # the plot templates dvc.yaml names
-                ["git", "add", "-A"],
-                ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "pipeline"]):
-        result = _run(cmd, repo)
-        assert result.returncode == 0, result.stderr
+
+
+def _copy_repo(built: Path, tmp_path: Path) -> Path:
+    """A copy of a reproduced repository (git history, DVC cache, outputs, dvc.lock) for one test to change.
+
+    Copying takes a fraction of a second where reproducing it again would take tens; DVC's working files in
+    .dvc/tmp stay behind, so the copy starts with no locks or queue of its own."""
+    repo = tmp_path / "repo"
+    shutil.copytree(built, repo, symlinks=True,
+                    ignore=lambda folder, names: ["tmp"] if Path(folder) == built / ".dvc" else [])
     return repo
 
 
@@ -93,9 +129,8 @@ TINY = dict(synthetic={"n_images": 300}, train={"epochs": 2, "device": "cpu"}, m
             tune={"trials": 2, "epochs": 1}, evaluate={"latency_images": 4})
 
 
-def test_default_pipeline_end_to_end_is_cached_reproducible_and_selective(tmp_path):
-    repo = _make_repo(tmp_path, **TINY)
-    _repro(repo)
+def test_default_pipeline_end_to_end_is_cached_reproducible_and_selective(tiny_pipeline, tmp_path):
+    repo = _copy_repo(tiny_pipeline, tmp_path)  # the fixture ran `dvc repro` on it: a second one does nothing
     assert "Data and pipelines are up to date." in _repro(repo)
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     # A bad value stops the run at the validate stage, before any stage has deleted its outputs.
@@ -319,13 +354,21 @@ def _outputs(repo) -> dict:
     return {p: p.read_bytes() for p in (repo / "outputs").rglob("*") if p.is_file() and p.name != ".gitignore"}
 
 
-def test_outputs_round_trip_through_a_gs_remote(tmp_path, gcs_emulator, monkeypatch):
+def _stage_outputs(repo, stages) -> dict:
+    """The files under outputs/ that the named stages wrote, as dvc.lock lists their outs."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    roots = [repo / out["path"] for stage in stages for out in lock[stage].get("outs", [])]
+    return {p: data for p, data in _outputs(repo).items() if any(p == root or root in p.parents for root in roots)}
+
+
+def test_outputs_round_trip_through_a_gs_remote(tiny_pipeline, tmp_path, gcs_emulator, monkeypatch):
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
     monkeypatch.setenv("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")  # otherwise gcsfs hangs on the emulator
-    repo = _make_repo(tmp_path, **TINY)
-    _repro(repo, "train@mlp-42")
-    produced = _outputs(repo)
+    repo = _copy_repo(tiny_pipeline, tmp_path)
+    # what `dvc pull --with-deps train@mlp-42` must bring back: that stage's outputs and its upstream stages'
+    produced = _stage_outputs(repo, ("validate", "fetch", "align", "split", "train@mlp-42"))
     assert repo / "outputs" / "models" / "mlp-seed42.pt" in produced
+    assert repo / "outputs" / "split" / "train" / "images.npy" in produced
     assert _run(["dvc", "remote", "add", "-d", "storage", "gs://fer-test/dvc"], repo).returncode == 0
     pushed = _run(["dvc", "push"], repo)
     assert pushed.returncode == 0 and "pushed" in pushed.stdout, pushed.stdout + pushed.stderr

@@ -10,6 +10,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"
+DEPENDABOT = ROOT / ".github" / "dependabot.yml"
 BIN = Path(sys.executable).parent
 
 
@@ -42,6 +43,28 @@ def test_schema_check_rejects_a_broken_workflow(tmp_path):
     done = subprocess.run([BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", broken],
                           capture_output=True, text=True)
     assert done.returncode != 0
+
+
+def _dependabot_schema_check(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([BIN / "check-jsonschema", "--builtin-schema", "vendor.dependabot", path],
+                          capture_output=True, text=True)
+
+
+def test_dependabot_config_matches_its_schema_and_updates_pip_and_actions():
+    done = _dependabot_schema_check(DEPENDABOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    updates = yaml.safe_load(DEPENDABOT.read_text())["updates"]
+    assert {update["package-ecosystem"] for update in updates} == {"pip", "github-actions"}
+
+
+def test_dependabot_schema_check_rejects_an_update_without_a_schedule(tmp_path):
+    broken = tmp_path / "dependabot.yml"
+    broken.write_text("version: 2\nupdates:\n  - package-ecosystem: pip\n    directory: /\n")
+    assert _dependabot_schema_check(broken).returncode != 0
+
+
+def test_dependabot_config_has_no_medium_or_high_security_findings():
+    assert _serious_findings(DEPENDABOT) == []
 
 
 def test_workflows_have_no_medium_or_high_security_findings():
@@ -83,14 +106,14 @@ CML_LAUNCH_FLAGS = {"--single": None, "--labels": None, "--cloud": {"aws", "azur
                     "--cloud-hdd-size": None}
 
 
-def _readme_block_after(sentence: str) -> list[str]:
-    """The command lines of the first fenced block after `sentence` in the README."""
-    readme = (ROOT / "README.md").read_text()
-    block = readme[readme.index(sentence):].split("```bash\n", 1)[1].split("```", 1)[0]
+def _docs_block_after(page: str, sentence: str) -> list[str]:
+    """The command lines of the first fenced block after `sentence` in docs/<page>."""
+    text = (ROOT / "docs" / page).read_text()
+    block = text[text.index(sentence):].split("```bash\n", 1)[1].split("```", 1)[0]
     return block.strip().splitlines()
 
 
-def test_cml_gpu_job_launches_a_valid_runner_and_runs_the_readmes_gpu_sweep():
+def test_cml_gpu_job_launches_a_valid_runner_and_runs_the_docs_gpu_sweep():
     cml = _load("cml.yaml")
     launch = _run_lines(cml, "launch-gpu-runner")
     command = launch[launch.index("cml runner launch"):].replace("\\\n", " ").split("\n")[0]
@@ -100,9 +123,9 @@ def test_cml_gpu_job_launches_a_valid_runner_and_runs_the_readmes_gpu_sweep():
         assert CML_LAUNCH_FLAGS[name] is None or value in CML_LAUNCH_FLAGS[name], flag
     gpu = cml["jobs"]["gpu"]
     assert gpu["needs"] == "launch-gpu-runner" and "cml-gpu" in gpu["runs-on"]
-    sweep = _readme_block_after("A GPU sweep on real FER2013")
+    sweep = _docs_block_after("tuning.md", "A GPU sweep on real FER2013")
     assert "fer profile params-fer2013-gpu.yaml" in sweep and "dvc queue start -j 1" in sweep
-    step = next(step for step in gpu["steps"] if step.get("name") == "the README's GPU sweep")
+    step = next(step for step in gpu["steps"] if step.get("name") == "the GPU sweep of docs/tuning.md")
     assert step["run"].strip().splitlines() == sweep  # the same commands, in the same order
 
 
