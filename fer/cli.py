@@ -30,17 +30,33 @@ def _bench(args) -> None:
         raise FerError(f"--images: {args.images}; expected at least one batch (--batch-size {args.batch_size})")
     data = generate(args.images, 48, 0, photo=False)
     images, labels = np.stack(data.images), data.labels
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CUDA: "
-          f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}; "
-          f"load average before: {_load_average()}", flush=True)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CUDA: "
+        f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}; "
+        f"load average before: {_load_average()}",
+        flush=True,
+    )
     rows = []
     for name in names:
         cfg = params.train_config(name).model_copy(update={"device": args.device, "batch_size": args.batch_size})
-        rows.append(bench_model(name, params.models[name], cfg, images, labels, args.images, args.workers,
-                                args.repeats, args.min_seconds))
+        rows.append(
+            bench_model(
+                name,
+                params.models[name],
+                cfg,
+                images,
+                labels,
+                args.images,
+                args.workers,
+                args.repeats,
+                args.min_seconds,
+            )
+        )
         print(markdown(rows[-1:]).splitlines()[-1], flush=True)
-    table = markdown(rows) + (f"\n{args.repeats} interleaved pairs per model, median (min-max); load average "
-                              f"after: {_load_average()} (other processes on the machine show up here)\n")
+    table = markdown(rows) + (
+        f"\n{args.repeats} interleaved pairs per model, median (min-max); load average "
+        f"after: {_load_average()} (other processes on the machine show up here)\n"
+    )
     if args.stages:
         table += "\n" + _stage_times()
     print(table)
@@ -85,8 +101,11 @@ def _bench_faces(args) -> None:
 
     torch.set_num_threads(args.threads)
     params = load_params(args.params)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, min_face {params.align.min_face} px, "
-          f"min_face_fraction {params.predict.min_face_fraction}; load average before: {_load_average()}", flush=True)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, min_face {params.align.min_face} px, "
+        f"min_face_fraction {params.predict.min_face_fraction}; load average before: {_load_average()}",
+        flush=True,
+    )
     if args.photos:
         print(markdown(bench_drawn_photos(params.align, args.photos, args.photo_repeats)), flush=True)
     print(markdown(bench_faces(params.align.min_face, params.predict.min_face_fraction, args.repeats)))
@@ -99,8 +118,9 @@ def _bench_data(args) -> None:
     if args.scale <= 0:
         raise FerError(f"--scale: {args.scale}; expected a share of the full sizes above 0 (1 = full size)")
     if args.root.exists() and any(args.root.iterdir()):
-        raise FerError(f"--root: {args.root} is not empty; expected a new folder for the stand-ins (several GB "
-                       "at full size)")
+        raise FerError(
+            f"--root: {args.root} is not empty; expected a new folder for the stand-ins (several GB at full size)"
+        )
     print(f"{os.cpu_count()} CPUs; load average before: {_load_average()}", flush=True)
     print(markdown(bench_data(args.root, args.scale, tuple(args.only))))
     print(f"load average after: {_load_average()} (other processes on the machine show up here)")
@@ -117,8 +137,10 @@ def _report(args) -> None:
     if args.render_plots:
         rendered = render_plots(args.rev, args.render_plots, args.plots or DEFAULT_PLOTS, args.repo)
         if not rendered:
-            raise FerError(f"--plots: no DVC plot matches {' '.join(args.plots or DEFAULT_PLOTS)}; list the plot ids "
-                           "with `dvc plots diff --json`")
+            raise FerError(
+                f"--plots: no DVC plot matches {' '.join(args.plots or DEFAULT_PLOTS)}; list the plot ids "
+                "with `dvc plots diff --json`"
+            )
         plots += rendered
     alpha = load_params(Path(args.repo) / PARAMS_FILE).compare.alpha
     print(build_report(args.rev, alpha, args.repo, plot_images=[str(p) for p in plots]))
@@ -195,8 +217,11 @@ def _predict_video(args, predictor) -> None:
     if args.annotate:
         write_annotated(source, table, sampling, args.annotate)
     faces = table["track"].notna()
-    print(f"{source}: {table['frame'].nunique()} sampled frames, {faces.sum()} faces in {table['track'].nunique()} "
-          f"tracks, {(~faces).sum()} frames without a face", file=sys.stderr)
+    print(
+        f"{source}: {table['frame'].nunique()} sampled frames, {faces.sum()} faces in {table['track'].nunique()} "
+        f"tracks, {(~faces).sum()} frames without a face",
+        file=sys.stderr,
+    )
 
 
 def _serve(args) -> None:
@@ -208,20 +233,28 @@ def _serve(args) -> None:
     from fer.serve.prediction_log import PredictionLog
 
     predictor, champion = _predictor(args)
-    card = model_card(predictor.record, predictor.checkpoint_sha256, champion,
-                      exported_from=predictor.classifier.exported_from)
+    card = model_card(
+        predictor.record, predictor.checkpoint_sha256, champion, exported_from=predictor.classifier.exported_from
+    )
     log = PredictionLog(args.log) if args.log else None
     give_freed_photos_back_to_the_os()  # a setting of the whole process, so the server's process sets it
-    uvicorn.run(create_app(predictor, card, log), host=args.host, port=args.port, log_level="warning",
-                http=deadline_protocol(predictor.settings.request_seconds))
+    uvicorn.run(
+        create_app(predictor, card, log),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        http=deadline_protocol(predictor.settings.request_seconds),
+    )
 
 
 def _drift(args) -> None:
     from fer.serve.drift import drift_report
 
     report = drift_report(args.log, args.split, args.out, args.alpha)
-    print(f"{report['served_faces']} served faces; drifted: {', '.join(report['drifted']) or 'none'}; "
-          f"report in {args.out}/drift.md")
+    print(
+        f"{report['served_faces']} served faces; drifted: {', '.join(report['drifted']) or 'none'}; "
+        f"report in {args.out}/drift.md"
+    )
 
 
 def _profile(args) -> None:
@@ -243,8 +276,10 @@ def _tune_worker(args) -> None:
 
     params = load_params(args.params)
     if not params.tune.storage:
-        raise FerError(f"{args.params}: tune.storage is empty; a worker joins a shared study, so set it to a "
-                       f"database URL every worker reaches (postgresql://user@host/db)")
+        raise FerError(
+            f"{args.params}: tune.storage is empty; a worker joins a shared study, so set it to a "
+            f"database URL every worker reaches (postgresql://user@host/db)"
+        )
     job = TrainJob.from_params(params, params.model, params.seed, args.split)
     with tempfile.TemporaryDirectory(prefix="fer-tune-") as scratch:
         study = run_trials(job, params.tune, scratch)
@@ -258,17 +293,24 @@ def _synthetic_celeba(args) -> None:
     if args.images < 1:
         raise FerError(f"--images: {args.images}; expected at least 1 image")
     write_celeba_layout(generate_attributes(args.images, args.size, args.seed), args.out, seed=args.seed)
-    print(f"{args.out}: {args.images} synthetic {args.size}x{args.size} faces with {', '.join(ATTRIBUTES)} in "
-          f"CelebA's Kaggle layout; read it with data.source: folder, data.path: {args.out}")
+    print(
+        f"{args.out}: {args.images} synthetic {args.size}x{args.size} faces with {', '.join(ATTRIBUTES)} in "
+        f"CelebA's Kaggle layout; read it with data.source: folder, data.path: {args.out}"
+    )
 
 
 def _add_model_arguments(command: argparse.ArgumentParser, run) -> None:
-    command.add_argument("--model", default=str(PATHS.champion),
-                         help=f"checkpoint, or an ONNX export run without torch ({PATHS.champion_onnx}, "
-                         f"{PATHS.champion_int8}); default: the champion's checkpoint")
-    command.add_argument("--champion-record", default=str(PATHS.champion_record),
-                         help="the compare stage's champion record (its test metrics, and the sha256 the "
-                         "checkpoint must have)")
+    command.add_argument(
+        "--model",
+        default=str(PATHS.champion),
+        help=f"checkpoint, or an ONNX export run without torch ({PATHS.champion_onnx}, "
+        f"{PATHS.champion_int8}); default: the champion's checkpoint",
+    )
+    command.add_argument(
+        "--champion-record",
+        default=str(PATHS.champion_record),
+        help="the compare stage's champion record (its test metrics, and the sha256 the checkpoint must have)",
+    )
     command.add_argument("--params", default=PARAMS_FILE, help="its align and predict sections")
     command.set_defaults(run=run)
 
@@ -278,8 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = cli.add_subparsers(dest="command", required=True)
     bench = commands.add_parser("bench", help="training and prediction speed against a plain DataLoader loop")
     bench.add_argument("--models", nargs="+", help="keys of `models` in params.yaml (default: all)")
-    bench.add_argument("--images", type=int, default=2048,
-                       help="training images per measurement at least (more where needed to last --min-seconds)")
+    bench.add_argument(
+        "--images",
+        type=int,
+        default=2048,
+        help="training images per measurement at least (more where needed to last --min-seconds)",
+    )
     bench.add_argument("--repeats", type=int, default=5, help="interleaved (ours, baseline) pairs per model")
     bench.add_argument("--min-seconds", type=float, default=1.0, help="shortest measurement of the faster side")
     bench.add_argument("--batch-size", type=int, default=128)
@@ -289,41 +335,57 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--params", default=PARAMS_FILE)
     bench.add_argument("--out", help="also write the markdown table here")
     bench.set_defaults(run=_bench)
-    faces = commands.add_parser("bench-faces", help="face detectors on real and drawn photos: faces found, false hits, "
-                                                    "landmark error, ms")
+    faces = commands.add_parser(
+        "bench-faces", help="face detectors on real and drawn photos: faces found, false hits, landmark error, ms"
+    )
     faces.add_argument("--repeats", type=int, default=7, help="timed runs per photo after 2 warm-up runs")
     faces.add_argument("--threads", type=int, default=1, help="torch threads (MTCNN)")
-    faces.add_argument("--photos", type=int, default=256,
-                       help="drawn photos of assorted sizes to align, with known landmarks (0: none)")
+    faces.add_argument(
+        "--photos",
+        type=int,
+        default=256,
+        help="drawn photos of assorted sizes to align, with known landmarks (0: none)",
+    )
     faces.add_argument("--photo-repeats", type=int, default=3, help="timed align runs over the drawn photos")
     faces.add_argument("--params", default=PARAMS_FILE, help="its align section and predict.min_face_fraction")
     faces.set_defaults(run=_bench_faces)
-    data = commands.add_parser("bench-data", help="the data stages on full-size stand-ins of FER2013, Human Face "
-                                                  "Emotions and CelebA: wall time and peak memory per stage")
+    data = commands.add_parser(
+        "bench-data",
+        help="the data stages on full-size stand-ins of FER2013, Human Face "
+        "Emotions and CelebA: wall time and peak memory per stage",
+    )
     data.add_argument("--scale", type=float, default=1.0, help="share of the real datasets' image counts")
     data.add_argument("--root", type=Path, default=Path("bench-data"), help="a new folder for the stand-ins")
     data.add_argument("--only", nargs="*", default=[], choices=["fer2013_csv", "human_face_emotions", "celeba"])
     data.set_defaults(run=_bench_data)
-    report = commands.add_parser("report", help="pull-request markdown: what changed, per model a verdict "
-                                   "(changed / within noise), leaderboard")
+    report = commands.add_parser(
+        "report", help="pull-request markdown: what changed, per model a verdict (changed / within noise), leaderboard"
+    )
     report.add_argument("--rev", default="main", help="the git revision to compare the workspace with")
     report.add_argument("--repo", default=".")
     report.add_argument("--plot", action="append", default=[], help="an image (path or URL) to embed")
-    report.add_argument("--render-plots", metavar="DIR",
-                        help="draw the DVC plots against --rev as PNG files in DIR and embed them")
-    report.add_argument("--plots", nargs="+", metavar="PATTERN",
-                        help="plot ids to draw (glob; default: leaderboard, tune history, normalised confusions)")
+    report.add_argument(
+        "--render-plots", metavar="DIR", help="draw the DVC plots against --rev as PNG files in DIR and embed them"
+    )
+    report.add_argument(
+        "--plots",
+        nargs="+",
+        metavar="PATTERN",
+        help="plot ids to draw (glob; default: leaderboard, tune history, normalised confusions)",
+    )
     report.set_defaults(run=_report)
     predict = commands.add_parser("predict", help="emotions of every face in some photos, or over time in a video")
-    predict.add_argument("photos", nargs="+", metavar="PHOTO",
-                         help="photos; or one video (mp4, avi, mov, mkv, webm) or webcam index (0)")
+    predict.add_argument(
+        "photos", nargs="+", metavar="PHOTO", help="photos; or one video (mp4, avi, mov, mkv, webm) or webcam index (0)"
+    )
     predict.add_argument("--json", action="store_true", help="JSON instead of a table (a video's rows: CSV)")
     video = predict.add_argument_group("video", "one row per sampled frame and face (docs/export.md)")
     video.add_argument("--every", type=int, default=1, help="sample every Nth frame")
     video.add_argument("--fps", type=float, default=0.0, help="or sample this many frames per second (0: --every)")
     video.add_argument("--max-frames", type=int, default=0, help="stop after this many sampled frames (0: all)")
-    video.add_argument("--smooth", type=int, default=1, help="average each track's probabilities over this many "
-                       "sampled frames")
+    video.add_argument(
+        "--smooth", type=int, default=1, help="average each track's probabilities over this many sampled frames"
+    )
     video.add_argument("--rows", help="write the rows here (.csv, or .json) instead of to stdout")
     video.add_argument("--plot", help="a PNG of each emotion's probability over time")
     video.add_argument("--annotate", help="an mp4 of the sampled frames with boxes, track ids and labels")
@@ -344,13 +406,19 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--params", default=PARAMS_FILE)
     profile.add_argument("--check", action="store_true", help="only validate the merged params; write nothing")
     profile.set_defaults(run=_profile)
-    worker = commands.add_parser("tune-worker", help="run trials of the shared tune study (tune.storage) until it "
-                                 "holds tune.trials; start one per machine beside `dvc repro tune`")
+    worker = commands.add_parser(
+        "tune-worker",
+        help="run trials of the shared tune study (tune.storage) until it "
+        "holds tune.trials; start one per machine beside `dvc repro tune`",
+    )
     worker.add_argument("--params", default=PARAMS_FILE)
     worker.add_argument("--split", default=str(PATHS.split), help="the split the trials learn (dvc pull it first)")
     worker.set_defaults(run=_tune_worker)
-    celeba = commands.add_parser("synthetic-celeba", help="drawn faces with a few CelebA attributes, written in "
-                                 "the layout of Kaggle's CelebA (list_attr_celeba.csv, img_align_celeba/, ...)")
+    celeba = commands.add_parser(
+        "synthetic-celeba",
+        help="drawn faces with a few CelebA attributes, written in "
+        "the layout of Kaggle's CelebA (list_attr_celeba.csv, img_align_celeba/, ...)",
+    )
     celeba.add_argument("out", metavar="OUT", help="the folder to write (replaced if it exists)")
     celeba.add_argument("--images", type=int, default=2000)
     celeba.add_argument("--size", type=int, default=48, help="image side in pixels")

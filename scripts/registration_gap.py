@@ -23,8 +23,12 @@ from fer.runtime.face_detector import face_detector
 from fer.train.job import TrainJob
 from fer.train.trainer import train_model
 
-VARIANTS = (("registered crops", None, None), ("photo, mtcnn, landmarks", "mtcnn", "landmarks"),
-            ("photo, mtcnn, box", "mtcnn", "box"), ("photo, haar, landmarks (eyes)", "haar", "landmarks"))
+VARIANTS = (
+    ("registered crops", None, None),
+    ("photo, mtcnn, landmarks", "mtcnn", "landmarks"),
+    ("photo, mtcnn, box", "mtcnn", "box"),
+    ("photo, haar, landmarks (eyes)", "haar", "landmarks"),
+)
 
 
 def main():
@@ -39,24 +43,31 @@ def main():
     photos = generate(args.images, s.photo_size, params.seed, photo=True)
     assert np.array_equal(crops.labels, photos.labels)
     labels = np.asarray(crops.labels)
-    assignment = stratified_assignment(labels, np.arange(len(labels)), params.split.val, params.split.test,
-                                       params.seed)
+    assignment = stratified_assignment(labels, np.arange(len(labels)), params.split.val, params.split.test, params.seed)
     print("| faces given as | detected | test accuracy | align s |\n|---|---:|---:|---:|", flush=True)
     for name, method, crop in VARIANTS:
         start = time.perf_counter()
         if method is None:
             images, detected = np.stack(crops.images), float("nan")
         else:
-            result = align_all(photos.images, face_detector(method, a.min_face),
-                               a.model_copy(update={"crop": crop, "on_miss": "resize"}))
+            result = align_all(
+                photos.images,
+                face_detector(method, a.min_face),
+                a.model_copy(update={"crop": crop, "on_miss": "resize"}),
+            )
             images, detected = result.images, result.detected.mean()
         seconds = time.perf_counter() - start
         with tempfile.TemporaryDirectory() as tmp:
             split = Path(tmp) / "split"
             save_splits(split, images, pd.DataFrame({"label": labels}), assignment, crops.label_set)
             train_model(TrainJob.from_params(params, args.model, params.seed, split), Path(tmp) / "model.pt")
-            result, _ = evaluate_checkpoint(Path(tmp) / "model.pt", *load_split(split, "test"), crops.label_set,
-                                            params.evaluate, predictions_path=Path(tmp) / "predictions.json")
+            result, _ = evaluate_checkpoint(
+                Path(tmp) / "model.pt",
+                *load_split(split, "test"),
+                crops.label_set,
+                params.evaluate,
+                predictions_path=Path(tmp) / "predictions.json",
+            )
         print(f"| {name} | {detected:.1%} | {result.record.accuracy:.1%} | {seconds:.0f} |", flush=True)
 
 

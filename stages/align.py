@@ -28,15 +28,18 @@ def main():
         detector = face_detector(p.method, p.min_face)
     counts = write_aligned(raw, detector, p, args.out, args.samples)
     n = len(raw)
-    write_json(args.metrics, {
-        "method": p.method,
-        "crop": p.crop,
-        "images_in": n,
-        "images_out": counts.kept,
-        "dropped": n - counts.kept,
-        "detection_rate": round(counts.detected / n, 4) if p.detects_faces else None,
-        "landmark_rate": round(counts.registered / n, 4) if p.detects_faces else None,
-    })
+    write_json(
+        args.metrics,
+        {
+            "method": p.method,
+            "crop": p.crop,
+            "images_in": n,
+            "images_out": counts.kept,
+            "dropped": n - counts.kept,
+            "detection_rate": round(counts.detected / n, 4) if p.detects_faces else None,
+            "landmark_rate": round(counts.registered / n, 4) if p.detects_faces else None,
+        },
+    )
 
 
 if __name__ == "__main__":

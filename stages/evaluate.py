@@ -16,14 +16,25 @@ def main():
     cli.add_argument("--split", required=True)
     cli.add_argument("--metrics", required=True)
     cli.add_argument("--predictions", required=True, help="file for the per-image test predictions")
-    cli.add_argument("--confusion", required=True, nargs="+",
-                     help="files for the confusion cells {actual, predicted, count} (one per DVC plot template)")
+    cli.add_argument(
+        "--confusion",
+        required=True,
+        nargs="+",
+        help="files for the confusion cells {actual, predicted, count} (one per DVC plot template)",
+    )
     args = cli.parse_args()
 
     images, labels = load_split(args.split, "test")
     label_set, train_labels = load_labels(Path(args.split) / "train")  # the majority baseline's, for attributes
-    evaluated, _ = evaluate_checkpoint(args.checkpoint, images, labels, label_set, load_params().evaluate,
-                                       predictions_path=args.predictions, train_labels=train_labels)
+    evaluated, _ = evaluate_checkpoint(
+        args.checkpoint,
+        images,
+        labels,
+        label_set,
+        load_params().evaluate,
+        predictions_path=args.predictions,
+        train_labels=train_labels,
+    )
     write_evaluation(evaluated, args.metrics, *args.confusion)
 
 

@@ -27,17 +27,20 @@ def main():
         dataset = limit_images(selected, params.data.max_images, params.seed)
         check_every_class_has_images(dataset, params.data.source)
         rawdata.save(dataset, args.out)
-    write_json(args.metrics, {
-        "source": params.data.source,
-        "task": params.task,
-        "images": len(dataset),
-        "skipped": dataset.skipped,
-        "sixteen_bit": dataset.sixteen_bit,
-        "left_out_by_classes": len(found) - len(selected),
-        "max_images": params.data.max_images,
-        "left_out_by_max_images": len(selected) - len(dataset),
-        "classes": dataset.label_set.counts(dataset.labels),
-    })
+    write_json(
+        args.metrics,
+        {
+            "source": params.data.source,
+            "task": params.task,
+            "images": len(dataset),
+            "skipped": dataset.skipped,
+            "sixteen_bit": dataset.sixteen_bit,
+            "left_out_by_classes": len(found) - len(selected),
+            "max_images": params.data.max_images,
+            "left_out_by_max_images": len(selected) - len(dataset),
+            "classes": dataset.label_set.counts(dataset.labels),
+        },
+    )
 
 
 if __name__ == "__main__":

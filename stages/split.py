@@ -32,13 +32,21 @@ def main():
     else:
         assignment = stratified_assignment(strata, owner, p.val, p.test, params.seed)
     save_splits(args.out, images, manifest, assignment, label_set)
-    write_json(args.metrics, {
-        "strategy": p.strategy,
-        "duplicates": int((owner != np.arange(len(owner))).sum()),
-        "dropped_cross_split_duplicates": int((assignment == "").sum()),
-        **{name: {"images": int((assignment == name).sum()), "classes": label_set.counts(labels[assignment == name])}
-           for name in SPLITS},
-    })
+    write_json(
+        args.metrics,
+        {
+            "strategy": p.strategy,
+            "duplicates": int((owner != np.arange(len(owner))).sum()),
+            "dropped_cross_split_duplicates": int((assignment == "").sum()),
+            **{
+                name: {
+                    "images": int((assignment == name).sum()),
+                    "classes": label_set.counts(labels[assignment == name]),
+                }
+                for name in SPLITS
+            },
+        },
+    )
 
 
 if __name__ == "__main__":

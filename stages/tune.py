@@ -27,8 +27,9 @@ def main():
 
     params = load_params()
     job = TrainJob.from_params(params, params.model, params.seed, args.split)
-    outputs = TuneOutputs(Path(args.study), Path(args.out), Path(args.metrics), Path(args.history),
-                          Path(args.importance))
+    outputs = TuneOutputs(
+        Path(args.study), Path(args.out), Path(args.metrics), Path(args.history), Path(args.importance)
+    )
     with Live(args.live, dvcyaml=None, save_dvc_exp=False, report=None) as live:
         tune_model(job, params.tune, outputs, record_name=args.name, on_final_epoch=dvclive_logger(live))
 

@@ -39,15 +39,32 @@ def train_params(**overrides) -> TrainParams:
     return REPO_PARAMS.train.model_copy(update={"device": "cpu", **overrides})
 
 
-def evaluation_record(model: str, accuracy: float, macro_f1: float, params: int = 1_000_000, seed: int = 42,
-                      **fields) -> Evaluation:
+def evaluation_record(
+    model: str, accuracy: float, macro_f1: float, params: int = 1_000_000, seed: int = 42, **fields
+) -> Evaluation:
     """An evaluation with the given scores (intervals +-0.05 around them) and plausible everything else."""
-    values = {"model": model, "arch": "cnn", "task": "expression", "seed": seed, "checkpoint": f"{model}.pt",
-              "sha256": "0" * 64, "predictions": f"{model}-seed{seed}.json", "classes": ["a", "b"],
-              "test_images": 400, "accuracy": accuracy, "accuracy_ci_low": accuracy - 0.05,
-              "accuracy_ci_high": accuracy + 0.05, "macro_f1": macro_f1, "macro_f1_ci_low": macro_f1 - 0.05,
-              "macro_f1_ci_high": macro_f1 + 0.05, "per_class": {}, "ece": 0.05, "params": params,
-              "size_bytes": 4 * params, "latency_ms": 1.5}
+    values = {
+        "model": model,
+        "arch": "cnn",
+        "task": "expression",
+        "seed": seed,
+        "checkpoint": f"{model}.pt",
+        "sha256": "0" * 64,
+        "predictions": f"{model}-seed{seed}.json",
+        "classes": ["a", "b"],
+        "test_images": 400,
+        "accuracy": accuracy,
+        "accuracy_ci_low": accuracy - 0.05,
+        "accuracy_ci_high": accuracy + 0.05,
+        "macro_f1": macro_f1,
+        "macro_f1_ci_low": macro_f1 - 0.05,
+        "macro_f1_ci_high": macro_f1 + 0.05,
+        "per_class": {},
+        "ece": 0.05,
+        "params": params,
+        "size_bytes": 4 * params,
+        "latency_ms": 1.5,
+    }
     values = {key: round(value, 4) if isinstance(value, float) else value for key, value in values.items()}
     return Evaluation(**{**values, **fields})
 
@@ -58,8 +75,9 @@ def tiny_split(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny") / "split"
     for name, seed in (("train", 1), ("val", 2)):
         ds = generate(210 if name == "train" else 70, 48, seed, photo=False)
-        save_images(root / name, np.stack(ds.images), pd.DataFrame({"label": ds.labels, "source": ds.source}),
-                    ds.label_set)
+        save_images(
+            root / name, np.stack(ds.images), pd.DataFrame({"label": ds.labels, "source": ds.source}), ds.label_set
+        )
     return root
 
 

@@ -33,8 +33,8 @@ def test_successful_write_replaces_folder_and_file(tmp_path):
 
 
 def test_temp_folders_of_a_killed_writer_are_removed_by_the_next_write(tmp_path):
-    killed = tmp_path / ".raw.999999999.abc.tmp"   # no such pid
-    old_style = tmp_path / ".raw.k3j2_x.tmp"        # written before temp names carried a pid
+    killed = tmp_path / ".raw.999999999.abc.tmp"  # no such pid
+    old_style = tmp_path / ".raw.k3j2_x.tmp"  # written before temp names carried a pid
     live = tmp_path / f".raw.{os.getpid()}.def.tmp"  # a writer still at work
     for folder in (killed, old_style, live):
         (folder / "raw").mkdir(parents=True)

@@ -63,8 +63,15 @@ def test_a_sigmoid_head_learns_two_attributes_at_once(attribute_checkpoint):
 def test_evaluation_reports_per_attribute_metrics_and_the_majority_baseline(attribute_checkpoint, attribute_split):
     images, labels = load_split(attribute_split, "test")
     _, train_labels = load_split(attribute_split, "train")
-    scored, predictions = evaluate_checkpoint(attribute_checkpoint[0], images, labels, ATTRIBUTES, REPO_PARAMS.evaluate,
-                                              predictions_path="p.json", train_labels=train_labels)
+    scored, predictions = evaluate_checkpoint(
+        attribute_checkpoint[0],
+        images,
+        labels,
+        ATTRIBUTES,
+        REPO_PARAMS.evaluate,
+        predictions_path="p.json",
+        train_labels=train_labels,
+    )
     result = scored.record
     assert result.task == "attributes" and predictions.shape == labels.shape
     assert list(result.per_class) == list(ATTRIBUTES.classes)
@@ -77,8 +84,9 @@ def test_evaluation_reports_per_attribute_metrics_and_the_majority_baseline(attr
     assert [row.correct for row in rows] == (predictions == labels).reshape(-1).tolist()
     assert all(row.predicted in ("yes", "no") and 0 <= row.p_true <= 1 for row in rows)
     with pytest.raises(FerError, match=r"for the attributes task \(Bright_Top, Bright_Left\), but the split.s expr"):
-        evaluate_checkpoint(attribute_checkpoint[0], images, labels, FER2013, REPO_PARAMS.evaluate,
-                            predictions_path="p.json")
+        evaluate_checkpoint(
+            attribute_checkpoint[0], images, labels, FER2013, REPO_PARAMS.evaluate, predictions_path="p.json"
+        )
 
 
 def test_attribute_metrics_match_sklearn_on_known_values():
@@ -105,8 +113,10 @@ def test_an_attribute_no_test_face_shows_has_no_average_precision():
 
 
 def test_the_attributes_leaderboard_states_the_majority_baseline():
-    runs = [evaluation_record(name, acc, f1, task="attributes", majority_accuracy=0.8) for name, acc, f1 in
-            (("cnn", 0.9, 0.7), ("mlp", 0.85, 0.6))]
+    runs = [
+        evaluation_record(name, acc, f1, task="attributes", majority_accuracy=0.8)
+        for name, acc, f1 in (("cnn", 0.9, 0.7), ("mlp", 0.85, 0.6))
+    ]
     board = build_leaderboard(runs, REPO_PARAMS.compare)
     assert board["task"] == "attributes" and board["majority_accuracy"] == 0.8 and board["champion"] == "cnn"
     table = markdown_table(board)
@@ -117,8 +127,12 @@ def test_the_attributes_leaderboard_states_the_majority_baseline():
 
 def test_a_face_shows_every_attribute_at_least_even_odds():
     head = LabelSet("attributes", ("Smiling", "Bangs", "Eyeglasses")).head
-    face = FacePrediction(box=(0, 0, 10, 10), detector_score=1.0, head=head,
-                          probabilities={"Smiling": 0.9, "Bangs": 0.2, "Eyeglasses": 0.6})
+    face = FacePrediction(
+        box=(0, 0, 10, 10),
+        detector_score=1.0,
+        head=head,
+        probabilities={"Smiling": 0.9, "Bangs": 0.2, "Eyeglasses": 0.6},
+    )
     assert head.present(face.probabilities) == ["Smiling", "Eyeglasses"] and face.label == "Smiling, Eyeglasses"
     assert face.as_dict()["attributes"] == ["Smiling", "Eyeglasses"] and "emotion" not in face.as_dict()
     assert face.log_row()["confidence"] == pytest.approx((0.9 + 0.8 + 0.6) / 3)

@@ -13,8 +13,9 @@ def test_bench_measures_both_loops_and_prediction():
     images = rng.integers(0, 256, (256, 48, 48), dtype=np.uint8)
     labels = np.arange(256) % 7
     cfg = train_params(batch_size=64)
-    row = bench_model("mlp", ModelParams(arch="mlp", options={"hidden": [16]}), cfg, images, labels, 128,
-                      repeats=3, min_seconds=0.05)
+    row = bench_model(
+        "mlp", ModelParams(arch="mlp", options={"hidden": [16]}), cfg, images, labels, 128, repeats=3, min_seconds=0.05
+    )
     assert row.images_per_measurement >= 128 and row.images_per_measurement % 64 == 0
     for spread in (row.ours, row.baseline, row.speedup):
         assert 0 < spread.low <= spread.median <= spread.high

@@ -133,25 +133,47 @@ def set_cell(row: int, column: str, value: str):
     def change(table):
         table.loc[row, column] = value
         return table
+
     return change
 
 
 BAD_INPUTS = {
-    "value 0": (ATTRIBUTES_CSV, set_cell(2, "Mustache", "0"),
-                r"list_attr_celeba.csv: image_id 000003.jpg \(row 3\), column Mustache holds '0'; expected 1 or -1"),
-    "empty value": (ATTRIBUTES_CSV, set_cell(0, "Bangs", ""),
-                    r"list_attr_celeba.csv: image_id 000001.jpg \(row 1\), column Bangs holds ''; expected 1 or -1"),
-    "no image_id": (ATTRIBUTES_CSV, lambda table: table.rename(columns={"image_id": "file"}),
-                    r"list_attr_celeba.csv: no image_id column \(found file,Bangs,"),
-    "no attributes": (ATTRIBUTES_CSV, lambda table: table[["image_id"]],
-                      r"list_attr_celeba.csv: no attribute columns; "),
-    "partition 3": (PARTITION_CSV, set_cell(1, "partition", "3"),
-                    r"list_eval_partition.csv: image_id 000002.jpg \(row 2\) has partition '3'; "
-                    r"expected 0 \(train\), 1 \(val\) or 2 \(test\)"),
-    "partition twice": (PARTITION_CSV, set_cell(1, "image_id", "000001.jpg"),
-                        r"list_eval_partition.csv: image_id 000001.jpg is listed twice"),
-    "no partition column": (PARTITION_CSV, lambda table: table[["image_id"]],
-                            r"list_eval_partition.csv: no partition column"),
+    "value 0": (
+        ATTRIBUTES_CSV,
+        set_cell(2, "Mustache", "0"),
+        r"list_attr_celeba.csv: image_id 000003.jpg \(row 3\), column Mustache holds '0'; expected 1 or -1",
+    ),
+    "empty value": (
+        ATTRIBUTES_CSV,
+        set_cell(0, "Bangs", ""),
+        r"list_attr_celeba.csv: image_id 000001.jpg \(row 1\), column Bangs holds ''; expected 1 or -1",
+    ),
+    "no image_id": (
+        ATTRIBUTES_CSV,
+        lambda table: table.rename(columns={"image_id": "file"}),
+        r"list_attr_celeba.csv: no image_id column \(found file,Bangs,",
+    ),
+    "no attributes": (
+        ATTRIBUTES_CSV,
+        lambda table: table[["image_id"]],
+        r"list_attr_celeba.csv: no attribute columns; ",
+    ),
+    "partition 3": (
+        PARTITION_CSV,
+        set_cell(1, "partition", "3"),
+        r"list_eval_partition.csv: image_id 000002.jpg \(row 2\) has partition '3'; "
+        r"expected 0 \(train\), 1 \(val\) or 2 \(test\)",
+    ),
+    "partition twice": (
+        PARTITION_CSV,
+        set_cell(1, "image_id", "000001.jpg"),
+        r"list_eval_partition.csv: image_id 000001.jpg is listed twice",
+    ),
+    "no partition column": (
+        PARTITION_CSV,
+        lambda table: table[["image_id"]],
+        r"list_eval_partition.csv: no partition column",
+    ),
 }
 
 
@@ -165,14 +187,17 @@ def test_bad_tables_are_one_line_errors_naming_file_and_cell(celeba, file, chang
 
 def test_no_images_folder_is_a_one_line_error(celeba):
     shutil.rmtree(celeba / "img_align_celeba")
-    expected = (f"^{re.escape(str(celeba))}: no img_align_celeba/ folder beside list_attr_celeba.csv; expected the "
-                "images in img_align_celeba/img_align_celeba/")
+    expected = (
+        f"^{re.escape(str(celeba))}: no img_align_celeba/ folder beside list_attr_celeba.csv; expected the "
+        "images in img_align_celeba/img_align_celeba/"
+    )
     with pytest.raises(FerError, match=expected) as raised:
         read_local(celeba, "folder", MAX_SIDE)
     assert "\n" not in str(raised.value)
 
 
 # ---- the drawn attribute faces -----------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def train_and_test():
@@ -220,16 +245,23 @@ def test_expression_faces_are_unchanged():
     images by their means (exact pixels may differ by a rounding between CPUs' float paths)."""
     ds = generate(300, 48, 1, photo=False)
     assert hashlib.sha256(ds.labels.astype("<i8").tobytes()).hexdigest() == (
-        "1578d5d0992b878eab3b645884a0eb8b7c8fa67cf7b72d385441c637eea88d2e")
+        "1578d5d0992b878eab3b645884a0eb8b7c8fa67cf7b72d385441c637eea88d2e"
+    )
     means = np.stack(ds.images)[:12].mean(axis=(1, 2))
-    assert np.allclose(means, [123.59, 95.57, 121.16, 93.09, 116.42, 69.24, 124.01, 79.03, 131.53, 92.92, 123.02,
-                               168.51], atol=0.02)
+    assert np.allclose(
+        means, [123.59, 95.57, 121.16, 93.09, 116.42, 69.24, 124.01, 79.03, 131.53, 92.92, 123.02, 168.51], atol=0.02
+    )
 
 
 def test_cli_writes_a_layout_that_reads_back(tmp_path):
     out = tmp_path / "celeba"
-    done = subprocess.run([sys.executable, "-m", "fer.cli", "synthetic-celeba", str(out), "--images", "50"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "fer.cli", "synthetic-celeba", str(out), "--images", "50"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{out}: 50 synthetic 48x48 faces") and done.stdout.count("\n") == 1
     ds = read_local(out, "folder", MAX_SIDE)

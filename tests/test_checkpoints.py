@@ -21,8 +21,16 @@ from fer.evaluate.evaluation import evaluate_checkpoint
 from fer.evaluate.leaderboard import build_leaderboard
 from fer.runtime.checkpoint import load_checkpoint, read_checkpoint
 
-BAD_KINDS = ("random_bytes", "text", "empty", "truncated", "bare_state_dict", "wrong_shapes", "wrong_classes",
-             "malicious_pickle")
+BAD_KINDS = (
+    "random_bytes",
+    "text",
+    "empty",
+    "truncated",
+    "bare_state_dict",
+    "wrong_shapes",
+    "wrong_classes",
+    "malicious_pickle",
+)
 
 
 class _RunsCode:
@@ -45,7 +53,7 @@ def _write_bad_checkpoint(kind: str, good_path, path) -> None:
     elif kind == "empty":
         path.write_bytes(b"")
     elif kind == "truncated":
-        path.write_bytes(good[:len(good) // 2])
+        path.write_bytes(good[: len(good) // 2])
     elif kind == "bare_state_dict":
         torch.save(content["state_dict"], path)
     elif kind == "wrong_shapes":  # the record says a wider hidden layer than the weights have
@@ -80,8 +88,9 @@ def _predict_refusal(model, champion_record, photo, capsys) -> str:
 
 
 @pytest.mark.parametrize("kind", BAD_KINDS)
-def test_bad_checkpoints_are_one_line_in_predict_and_evaluate(kind, tiny_checkpoint, tiny_split, photo, tmp_path,
-                                                              capsys):
+def test_bad_checkpoints_are_one_line_in_predict_and_evaluate(
+    kind, tiny_checkpoint, tiny_split, photo, tmp_path, capsys
+):
     bad = tmp_path / f"{kind}.pt"
     _write_bad_checkpoint(kind, tiny_checkpoint, bad)
     _predict_refusal(bad, tmp_path / "none.json", photo, capsys)
@@ -99,7 +108,7 @@ def _flip_a_weight_to_nan(path) -> None:
     data = bytearray(path.read_bytes())
     start = data.find(weight.numpy().tobytes()[:64])
     assert start > 0
-    data[start:start + 4] = np.float32("nan").tobytes()
+    data[start : start + 4] = np.float32("nan").tobytes()
     path.write_bytes(bytes(data))
 
 
@@ -107,8 +116,9 @@ def _flip_a_weight_to_nan(path) -> None:
 def corrupted_champion(tiny_checkpoint, tiny_split, tmp_path):
     """The tiny model promoted to champion (its sha256 recorded), then corrupted on disk."""
     images, labels = load_split(tiny_split, "val")
-    scored, _ = evaluate_checkpoint(tiny_checkpoint, images, labels, FER2013, REPO_PARAMS.evaluate,
-                                    predictions_path=tmp_path / "predictions.json")
+    scored, _ = evaluate_checkpoint(
+        tiny_checkpoint, images, labels, FER2013, REPO_PARAMS.evaluate, predictions_path=tmp_path / "predictions.json"
+    )
     evaluation = scored.record
     champion, record = tmp_path / "champion.pt", tmp_path / "champion.json"
     promote_champion(build_leaderboard([evaluation], REPO_PARAMS.compare), [evaluation], champion, record)
@@ -124,9 +134,26 @@ def test_a_corrupted_champion_is_refused_by_predict_against_its_recorded_sha256(
 
 def test_a_corrupted_champion_is_not_served(corrupted_champion, tmp_path):
     champion, record = corrupted_champion
-    served = subprocess.run([sys.executable, "-m", "fer.cli", "serve", "--port", "0", "--model", str(champion),
-                             "--champion-record", str(record), "--log", ""],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    served = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fer.cli",
+            "serve",
+            "--port",
+            "0",
+            "--model",
+            str(champion),
+            "--champion-record",
+            str(record),
+            "--log",
+            "",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert served.returncode == 2
     _assert_one_line_naming(served.stderr, champion)
 
@@ -141,8 +168,11 @@ HUGE = 2.0**100  # finite in float32 (up to ~2^128), but the product of two is n
 
 def test_finite_weights_whose_outputs_overflow_are_refused_at_load(tiny_checkpoint, photo, tmp_path, capsys):
     # Every hidden unit is ~2^100 after its BatchNorm, and each output weighs them by 2^100: logits of inf.
-    overflowing = with_weights(tiny_checkpoint, tmp_path / "overflowing.pt",
-                               {"2.bias": torch.full((32,), HUGE), "5.weight": torch.full((7, 32), HUGE)})
+    overflowing = with_weights(
+        tiny_checkpoint,
+        tmp_path / "overflowing.pt",
+        {"2.bias": torch.full((32,), HUGE), "5.weight": torch.full((7, 32), HUGE)},
+    )
     state, _ = read_checkpoint(overflowing)
     assert all(value.isfinite().all() for value in state.values() if value.is_floating_point())
     with pytest.raises(FerError, match="outputs are NaN or inf") as refused:

@@ -14,9 +14,13 @@ BIN = Path(sys.executable).parent
 
 
 def _build(root: Path, site: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([BIN / "mkdocs", "build", "--strict", "--config-file", root / "mkdocs.yml",
-                           "--site-dir", site], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})  # not Material's notice of MkDocs 2
+    return subprocess.run(
+        [BIN / "mkdocs", "build", "--strict", "--config-file", root / "mkdocs.yml", "--site-dir", site],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )  # not Material's notice of MkDocs 2
 
 
 def test_the_site_builds_with_strict_link_checks(tmp_path):

@@ -30,8 +30,9 @@ def test_split():
 
 @pytest.fixture(scope="module")
 def evaluated(tiny_checkpoint, test_split):
-    evaluated, predictions = evaluate_checkpoint(tiny_checkpoint, *test_split, FER2013, PARAMS,
-                                                 predictions_path="unused.json")
+    evaluated, predictions = evaluate_checkpoint(
+        tiny_checkpoint, *test_split, FER2013, PARAMS, predictions_path="unused.json"
+    )
     return evaluated.record, predictions, evaluated
 
 
@@ -112,23 +113,32 @@ def test_flip_tta_changes_nothing_on_mirror_symmetric_images(tiny_checkpoint, te
     images, labels = test_split
     symmetric = images.copy()
     symmetric[:, :, 24:] = images[:, :, :24][:, :, ::-1]
-    plain, plain_predictions = evaluate_checkpoint(tiny_checkpoint, symmetric, labels, FER2013, PARAMS,
-                                                   predictions_path="plain.json")
-    tta, tta_predictions = evaluate_checkpoint(tiny_checkpoint, symmetric, labels, FER2013, PARAMS.model_copy(
-        update={"tta_flip": True}), predictions_path="tta.json")
+    plain, plain_predictions = evaluate_checkpoint(
+        tiny_checkpoint, symmetric, labels, FER2013, PARAMS, predictions_path="plain.json"
+    )
+    tta, tta_predictions = evaluate_checkpoint(
+        tiny_checkpoint,
+        symmetric,
+        labels,
+        FER2013,
+        PARAMS.model_copy(update={"tta_flip": True}),
+        predictions_path="tta.json",
+    )
     assert np.array_equal(plain_predictions, tta_predictions)
     assert plain.confusion == tta.confusion
     for key in ("accuracy", "macro_f1", "ece", "per_class"):
         assert getattr(plain.record, key) == getattr(tta.record, key)
 
 
-def test_write_evaluation_writes_metrics_per_image_predictions_and_every_confusion_cell(evaluated, test_split,
-                                                                                        tmp_path):
+def test_write_evaluation_writes_metrics_per_image_predictions_and_every_confusion_cell(
+    evaluated, test_split, tmp_path
+):
     _, predictions, scored = evaluated
     labels = test_split[1]
     per_image = tmp_path / "plots" / "predictions" / "mlp.json"
-    scored = Evaluated(scored.record.model_copy(update={"predictions": str(per_image)}), scored.confusion,
-                       scored.per_image)
+    scored = Evaluated(
+        scored.record.model_copy(update={"predictions": str(per_image)}), scored.confusion, scored.per_image
+    )
     write_evaluation(scored, tmp_path / "metrics" / "mlp.json", tmp_path / "plots" / "mlp.json")
     metrics = read_evaluation(tmp_path / "metrics" / "mlp.json")
     assert metrics == scored.record and "confusion" not in json.loads((tmp_path / "metrics" / "mlp.json").read_text())
@@ -141,7 +151,8 @@ def test_write_evaluation_writes_metrics_per_image_predictions_and_every_confusi
     # one row per test image, in the split's order, as DVC's confusion template reads them
     rows = read_predictions(per_image)
     assert [(r.image, r.actual, r.predicted) for r in rows] == [
-        (i, EMOTIONS[a], EMOTIONS[p]) for i, (a, p) in enumerate(zip(labels, predictions))]
+        (i, EMOTIONS[a], EMOTIONS[p]) for i, (a, p) in enumerate(zip(labels, predictions))
+    ]
     assert [r.correct for r in rows] == (labels == predictions).tolist()
     assert all(0 <= r.p_true <= r.confidence <= 1 for r in rows)
     assert np.mean([r.correct for r in rows]) == pytest.approx(metrics.accuracy, abs=1e-4)

@@ -44,6 +44,7 @@ def align_params(**overrides):
     """The repository's align: section (margin 0.15, landmark crops) with `overrides`."""
     return REPO_PARAMS.align.model_copy(update=overrides)
 
+
 def rotated(gray, degrees):
     """`gray` turned counter-clockwise on screen by `degrees` about its centre (OpenCV convention)."""
     h, w = gray.shape
@@ -237,8 +238,12 @@ def test_every_face_of_a_group_photo_at_several_sizes_is_found(method):
     assert len(faces) == len(placed)
     for x, y, side in placed:
         centre = (x + side / 2, y + side / 2)
-        hits = [f for f in faces if abs(f.box[0] + f.box[2] / 2 - centre[0]) < side / 3
-                and abs(f.box[1] + f.box[3] / 2 - centre[1]) < side / 3]
+        hits = [
+            f
+            for f in faces
+            if abs(f.box[0] + f.box[2] / 2 - centre[0]) < side / 3
+            and abs(f.box[1] + f.box[3] / 2 - centre[1]) < side / 3
+        ]
         assert len(hits) == 1, (x, y, side)
 
 
@@ -280,8 +285,11 @@ def test_photos_of_mixed_sizes_share_detector_calls_and_find_what_each_alone_fin
     alone = [mtcnn([photo])[0] for photo in photos]
     batch_sizes = []
     detect = face_detector_module.MtcnnDetector._detect
-    monkeypatch.setattr(face_detector_module.MtcnnDetector, "_detect",
-                        lambda self, batch, *args: batch_sizes.append(len(batch)) or detect(self, batch, *args))
+    monkeypatch.setattr(
+        face_detector_module.MtcnnDetector,
+        "_detect",
+        lambda self, batch, *args: batch_sizes.append(len(batch)) or detect(self, batch, *args),
+    )
 
     together = mtcnn(photos)
 
@@ -318,13 +326,19 @@ def test_landmark_columns_count_only_faces_over_the_drawn_nose_and_average_their
     def face(x, points):
         return Face(box=(x, 0, 40, 50), landmarks=tuple(map(tuple, points)), score=1.0)
 
-    faces = [face(0, drawn + np.array([3, 4])),  # five points, each 5 px off: 5 / 20 inter-ocular
-             face(0, drawn[:2] + np.array([0, 2])),  # the eyes alone, 2 px off
-             face(25, drawn),  # a box beside the drawn nose tip (20, 30): another face
-             Face(box=(0, 0, 40, 50), landmarks=None, score=1.0),  # found, without landmarks
-             None]
+    faces = [
+        face(0, drawn + np.array([3, 4])),  # five points, each 5 px off: 5 / 20 inter-ocular
+        face(0, drawn[:2] + np.array([0, 2])),  # the eyes alone, 2 px off
+        face(25, drawn),  # a box beside the drawn nose tip (20, 30): another face
+        Face(box=(0, 0, 40, 50), landmarks=None, score=1.0),  # found, without landmarks
+        None,
+    ]
     assert _landmark_columns(faces, np.stack([drawn] * 5)) == {
-        "drawn face /5": 3, "with landmarks": 2, "eye error": "0.175", "5-point error": "0.250"}
+        "drawn face /5": 3,
+        "with landmarks": 2,
+        "eye error": "0.175",
+        "5-point error": "0.250",
+    }
 
 
 def test_a_reframed_photo_keeps_its_face_at_the_moved_landmarks():

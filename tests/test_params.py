@@ -42,25 +42,30 @@ def test_fer_profile_writes_the_merged_params_or_only_checks_them(tmp_path, caps
 
 def test_merge_patch_merges_mappings_replaces_values_and_drops_nulls():
     base = {"a": {"x": 1, "y": 2}, "b": [1, 2], "c": 3}
-    assert merge_patch(base, {"a": {"x": 5, "y": None, "z": 0}, "b": [9], "c": None}) == {"a": {"x": 5, "z": 0},
-                                                                                        "b": [9]}
+    assert merge_patch(base, {"a": {"x": 5, "y": None, "z": 0}, "b": [9], "c": None}) == {
+        "a": {"x": 5, "z": 0},
+        "b": [9],
+    }
     assert base == {"a": {"x": 1, "y": 2}, "b": [1, 2], "c": 3}  # the base is not changed
 
 
-@pytest.mark.parametrize("patch, key, hint", [
-    ({"data": {"source": "ftp"}}, "data.source", "'synthetic'"),
-    ({"align": {"size": "big"}}, "align.size", "integer"),
-    ({"split": {"val": 0.7}}, "split.val", "less than 0.5"),
-    ({"align": {"sizee": 48}}, "align.sizee", "unknown key"),
-    ({"nonsense": 1}, "nonsense", "unknown key"),
-    ({"split": {"val": 0.45, "test": 0.45}}, "split.val + split.test", "10%"),
-    ({"train": {"lr": None}}, "train.lr", "missing key"),
-    ({"models": {"cnn": {"arch": "alexnet"}}}, "models.cnn", "unknown arch 'alexnet'"),
-    ({"seeds": []}, "seeds", "at least 1 item"),
-    ({"seeds": [1, 2, 1]}, "seeds", "distinct"),
-    ({"data": {"classes": ["happy", "Happiness", "sad"]}}, "data", "each class once"),
-    ({"data": {"classes": {"happy": "pos", "sad": "Pos", "angry": "neg"}}}, "data", "spell each new class one way"),
-])
+@pytest.mark.parametrize(
+    "patch, key, hint",
+    [
+        ({"data": {"source": "ftp"}}, "data.source", "'synthetic'"),
+        ({"align": {"size": "big"}}, "align.size", "integer"),
+        ({"split": {"val": 0.7}}, "split.val", "less than 0.5"),
+        ({"align": {"sizee": 48}}, "align.sizee", "unknown key"),
+        ({"nonsense": 1}, "nonsense", "unknown key"),
+        ({"split": {"val": 0.45, "test": 0.45}}, "split.val + split.test", "10%"),
+        ({"train": {"lr": None}}, "train.lr", "missing key"),
+        ({"models": {"cnn": {"arch": "alexnet"}}}, "models.cnn", "unknown arch 'alexnet'"),
+        ({"seeds": []}, "seeds", "at least 1 item"),
+        ({"seeds": [1, 2, 1]}, "seeds", "distinct"),
+        ({"data": {"classes": ["happy", "Happiness", "sad"]}}, "data", "each class once"),
+        ({"data": {"classes": {"happy": "pos", "sad": "Pos", "angry": "neg"}}}, "data", "spell each new class one way"),
+    ],
+)
 def test_bad_params_give_one_line_naming_the_key(patch, key, hint):
     with pytest.raises(FerError) as err:
         parse_params(merge_patch(REPO_RAW, patch), "params.yaml")
@@ -102,11 +107,14 @@ def test_missing_malformed_and_duplicated_files(tmp_path):
 HEAVY = ("torch", "torchvision", "cv2", "sklearn", "transformers", "timm", "fer.models")
 
 
-@pytest.mark.parametrize("code", [
-    "from fer.core.params import load_params; load_params('params.yaml')",
-    "from fer.cli import main\ntry:\n    main(['drift', '--help'])\nexcept SystemExit:\n    pass",
-    "import fer.serve.drift",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "from fer.core.params import load_params; load_params('params.yaml')",
+        "from fer.cli import main\ntry:\n    main(['drift', '--help'])\nexcept SystemExit:\n    pass",
+        "import fer.serve.drift",
+    ],
+)
 def test_params_and_drift_need_no_torch(code):
     probe = f"{code}\nimport sys\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)

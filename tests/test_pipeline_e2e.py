@@ -31,8 +31,7 @@ pytestmark = pytest.mark.e2e
 
 
 def _run(cmd, cwd):
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               PYTHONPATH=str(cwd))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(cwd))
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -49,8 +48,11 @@ def _make_repo(tmp_path: Path, **sections) -> Path:
     (repo / "data").mkdir()
     shutil.copytree(_dvc_skeleton(), repo, dirs_exist_ok=True)
     # A clone always has commits, and dvclive needs one to find its place in the repository.
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "pipeline"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "pipeline"],
+    ):
         result = _run(cmd, repo)
         assert result.returncode == 0, result.stderr
     return repo
@@ -66,8 +68,12 @@ def _dvc_skeleton() -> Path:
     start-up."""
     made = Path(_SKELETON.name) / "skeleton"
     made.mkdir()
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
-                ["cp", "-r", str(REPO / ".dvc" / "plots"), ".dvc/plots"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["dvc", "init", "-q"],
+        ["dvc", "config", "core.analytics", "false"],
+        ["cp", "-r", str(REPO / ".dvc" / "plots"), ".dvc/plots"],
+    ):
         result = _run(cmd, made)
         assert result.returncode == 0, result.stderr
     for own in (made / ".git", made / ".dvc" / "tmp"):  # each repository has its own git and DVC working files
@@ -90,8 +96,9 @@ def _copy_repo(built: Path, tmp_path: Path) -> Path:
     Copying takes a fraction of a second where reproducing it again would take tens; DVC's working files in
     .dvc/tmp stay behind, so the copy starts with no locks or queue of its own."""
     repo = tmp_path / "repo"
-    shutil.copytree(built, repo, symlinks=True,
-                    ignore=lambda folder, names: ["tmp"] if Path(folder) == built / ".dvc" else [])
+    shutil.copytree(
+        built, repo, symlinks=True, ignore=lambda folder, names: ["tmp"] if Path(folder) == built / ".dvc" else []
+    )
     return repo
 
 
@@ -125,8 +132,14 @@ TINY_MODELS = {
     "mlp": {"arch": "mlp", "image_size": 48, "options": {"hidden": [32]}},
     "cnn": {"arch": "cnn", "image_size": 48, "options": {"widths": [8, 16]}},
 }
-TINY = dict(synthetic={"n_images": 300}, train={"epochs": 2, "device": "cpu"}, models=TINY_MODELS, model="cnn",
-            tune={"trials": 2, "epochs": 1}, evaluate={"latency_images": 4})
+TINY = dict(
+    synthetic={"n_images": 300},
+    train={"epochs": 2, "device": "cpu"},
+    models=TINY_MODELS,
+    model="cnn",
+    tune={"trials": 2, "epochs": 1},
+    evaluate={"latency_images": 4},
+)
 
 
 def test_default_pipeline_end_to_end_is_cached_reproducible_and_selective(tiny_pipeline, tmp_path):
@@ -134,11 +147,18 @@ def test_default_pipeline_end_to_end_is_cached_reproducible_and_selective(tiny_p
     assert "Data and pipelines are up to date." in _repro(repo)
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     # A bad value stops the run at the validate stage, before any stage has deleted its outputs.
-    kept = {p: p.read_bytes() for folder in ("outputs", "metrics") for p in (repo / folder).rglob("*")
-            if p.is_file() and p.name != "params_valid.txt"}
+    kept = {
+        p: p.read_bytes()
+        for folder in ("outputs", "metrics")
+        for p in (repo / folder).rglob("*")
+        if p.is_file() and p.name != "params_valid.txt"
+    }
     good_params = (repo / "params.yaml").read_text()
-    for bad in ({"train": {"lr": -1}}, {"models": {"cnn": {"arch": "alexnet"}}},
-                {"data": {"source": "csv", "path": "/etc/fer.csv"}}):
+    for bad in (
+        {"train": {"lr": -1}},
+        {"models": {"cnn": {"arch": "alexnet"}}},
+        {"data": {"source": "csv", "path": "/etc/fer.csv"}},
+    ):
         params = yaml.safe_load(good_params)
         for section, values in bad.items():
             params[section] = {**params[section], **values}
@@ -149,8 +169,10 @@ def test_default_pipeline_end_to_end_is_cached_reproducible_and_selective(tiny_p
     (repo / "params.yaml").write_text(good_params)
     assert "Running stage 'fetch'" not in _repro(repo)  # only the validate mark was re-made
     # Editing a library module marks exactly the stages that run it as changed, and nothing else.
-    for module, expected in (("fer/data/splitting.py", {"fetch", "align", "split", "train@cnn-42", "tune"}),
-                             ("fer/runtime/inference.py", {"train@mlp-42", "evaluate@cnn-42", "evaluate_tuned"})):
+    for module, expected in (
+        ("fer/data/splitting.py", {"fetch", "align", "split", "train@cnn-42", "tune"}),
+        ("fer/runtime/inference.py", {"train@mlp-42", "evaluate@cnn-42", "evaluate_tuned"}),
+    ):
         source = repo / module
         original = source.read_text()
         source.write_text(original + "\n# an edit\n")
@@ -183,17 +205,24 @@ def test_default_pipeline_end_to_end_is_cached_reproducible_and_selective(tiny_p
     plots = json.loads(_run(["dvc", "plots", "show", "--json"], repo).stdout)
     assert not plots.get("errors"), plots.get("errors")
     rendered = json.dumps(plots["data"])
-    for expected in ("dvclive/train/cnn-seed42/plots/metrics", "plots/confusion/cnn-seed42.json",
-                     "plots/confusion_normalized/tuned.json", "plots/leaderboard.json",
-                     "plots/predictions/cnn-seed42.json", "plots/gallery/confident_errors.png",
-                     "plots/gallery/class_activations.png"):
+    for expected in (
+        "dvclive/train/cnn-seed42/plots/metrics",
+        "plots/confusion/cnn-seed42.json",
+        "plots/confusion_normalized/tuned.json",
+        "plots/leaderboard.json",
+        "plots/predictions/cnn-seed42.json",
+        "plots/gallery/confident_errors.png",
+        "plots/gallery/class_activations.png",
+    ):
         assert expected in rendered
     # per image: one confusion row each, with the correctness a paired test reads
     rows = json.loads((repo / "plots" / "predictions" / "cnn-seed42.json").read_text())
     assert len(rows) == 30 and {"actual", "predicted", "correct", "p_true"} <= set(rows[0])
     assert all(key in leaderboard["models"]["cnn"] for key in ("accuracy_ci_low", "macro_f1_ci_high"))
-    assert "tied_with_champion" in leaderboard["models"][next(m for m in leaderboard["models"]
-                                                              if m != leaderboard["champion"])]
+    assert (
+        "tied_with_champion"
+        in leaderboard["models"][next(m for m in leaderboard["models"] if m != leaderboard["champion"])]
+    )
 
     # Changing one model's params re-runs only its train stage (and what depends on it) ...
     params = yaml.safe_load((repo / "params.yaml").read_text())
@@ -225,12 +254,10 @@ def test_default_pipeline_end_to_end_is_cached_reproducible_and_selective(tiny_p
 
 
 def test_fer2013_csv_source_keeps_labels_and_original_usage(tmp_path):
-    repo = _make_repo(tmp_path, data={"source": "csv", "path": "data/fer2013.csv"},
-                      split={"strategy": "original"})
+    repo = _make_repo(tmp_path, data={"source": "csv", "path": "data/fer2013.csv"}, split={"strategy": "original"})
     usages = ["Training"] * 16 + ["PublicTest"] * 2 + ["PrivateTest"] * 2
     rows = ["emotion,pixels,Usage"] + [
-        f"{k},{' '.join(map(str, _tone_image(k, i).ravel()))},{usages[i]}"
-        for k in range(7) for i in range(20)
+        f"{k},{' '.join(map(str, _tone_image(k, i).ravel()))},{usages[i]}" for k in range(7) for i in range(20)
     ]
     (repo / "data" / "fer2013.csv").write_text("\n".join(rows) + "\n")
     _repro(repo, "split")
@@ -260,8 +287,15 @@ HFE_CLASSES = ["angry", "fear", "happy", "sad", "surprise"]
 
 def test_a_five_class_folder_dataset_gives_five_output_models_end_to_end(tmp_path):
     """Human Face Emotions' five class folders, zipped, with varied sizes: every stage, `fer predict --json`."""
-    repo = _make_repo(tmp_path, **{**TINY, "data": {"source": "zip", "path": "data/hfe.zip"},
-                                   "train": {"epochs": 1, "device": "cpu"}, "tune": {"trials": 1, "epochs": 1}})
+    repo = _make_repo(
+        tmp_path,
+        **{
+            **TINY,
+            "data": {"source": "zip", "path": "data/hfe.zip"},
+            "train": {"epochs": 1, "device": "cpu"},
+            "tune": {"trials": 1, "epochs": 1},
+        },
+    )
     tree = tmp_path / "hfe"
     _write_tree(tree / "Data", [name.title() for name in HFE_CLASSES], lambda i: (40 + 3 * i, 60 + i))
     with zipfile.ZipFile(repo / "data" / "hfe.zip", "w") as zf:
@@ -289,9 +323,14 @@ def test_a_five_class_folder_dataset_gives_five_output_models_end_to_end(tmp_pat
 
 
 def test_data_classes_picks_renames_and_refuses_what_the_data_lacks(tmp_path):
-    repo = _make_repo(tmp_path, data={"source": "folder", "path": "data/faces", "classes": {"Happy": "positive",
-                                                                                            "Surprise": "positive",
-                                                                                            "Sad": "negative"}})
+    repo = _make_repo(
+        tmp_path,
+        data={
+            "source": "folder",
+            "path": "data/faces",
+            "classes": {"Happy": "positive", "Surprise": "positive", "Sad": "negative"},
+        },
+    )
     _write_tree(repo / "data" / "faces", ["Angry", "Happy", "Sad", "Surprise"], lambda i: (48, 48))
     (repo / "data" / "faces" / "Contempt").mkdir()  # an empty class folder, left out by data.classes
     _repro(repo, "split")
@@ -299,9 +338,13 @@ def test_data_classes_picks_renames_and_refuses_what_the_data_lacks(tmp_path):
     assert fetched["classes"] == {"positive": 40, "negative": 20} and fetched["left_out_by_classes"] == 20
     assert split_label_set(repo / "outputs" / "split").classes == ("positive", "negative")
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    for classes, message in ((["happy", "neutral"], "data.classes: 'neutral' is not a class of the data; found: "
-                                                    "angry, happy, sad, surprise, contempt"),
-                             (None, "class 'contempt' has no readable image")):
+    for classes, message in (
+        (
+            ["happy", "neutral"],
+            "data.classes: 'neutral' is not a class of the data; found: angry, happy, sad, surprise, contempt",
+        ),
+        (None, "class 'contempt' has no readable image"),
+    ):
         params["data"]["classes"] = classes
         (repo / "params.yaml").write_text(yaml.safe_dump(params))
         failed = _run(["dvc", "repro", "fetch"], repo)
@@ -315,8 +358,10 @@ def test_bad_source_fails_in_one_line_without_leaving_outputs(tmp_path):
     assert result.returncode != 0
     assert "error: " in result.stderr and "fer2013.csv" in result.stderr
     # Only the validate stage's mark, which ran before the failing fetch.
-    assert not (repo / "outputs").exists() or {p.name for p in (repo / "outputs").iterdir()} <= {"params_valid.txt",
-                                                                                         ".gitignore"}
+    assert not (repo / "outputs").exists() or {p.name for p in (repo / "outputs").iterdir()} <= {
+        "params_valid.txt",
+        ".gitignore",
+    }
 
 
 @pytest.fixture
@@ -325,9 +370,21 @@ def gcs_emulator():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([Path(sys.executable).parent / "gcp-storage-emulator", "start", "--host", "127.0.0.1",
-                               "--port", str(port), "--in-memory", "--default-bucket", "fer-test"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            Path(sys.executable).parent / "gcp-storage-emulator",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--in-memory",
+            "--default-bucket",
+            "fer-test",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -12,8 +12,14 @@ BIN = Path(sys.executable).parent
 
 def _pre_commit(repo: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}  # the hooks are the venv's tools
-    return subprocess.run([BIN / "pre-commit", "run", "--all-files", "--color=never", *args], cwd=repo, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [BIN / "pre-commit", "run", "--all-files", "--color=never", *args],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_every_hook_passes_on_the_tree():

@@ -30,10 +30,24 @@ DVC_YAML = {
             "cmd": "true",
             "params": ["models"],
             "metrics": [{f"metrics/evaluate/{RUN}.json": {"cache": False}}],
-            "plots": [{"plots/leaderboard.json": {"cache": False, "x": "accuracy", "y": "model",
-                                                  "template": "bar_horizontal"}},
-                      {f"plots/predictions/{RUN}.json": {"cache": False, "template": "confusion",
-                                                         "x": "predicted", "y": "actual"}}],
+            "plots": [
+                {
+                    "plots/leaderboard.json": {
+                        "cache": False,
+                        "x": "accuracy",
+                        "y": "model",
+                        "template": "bar_horizontal",
+                    }
+                },
+                {
+                    f"plots/predictions/{RUN}.json": {
+                        "cache": False,
+                        "template": "confusion",
+                        "x": "predicted",
+                        "y": "actual",
+                    }
+                },
+            ],
         }
     }
 }
@@ -45,7 +59,7 @@ def _stripes(n: int, seed: int, shuffled: bool = False) -> tuple[np.ndarray, np.
     labels = rng.integers(0, len(FER2013.classes), n)
     images = rng.normal(100, 60, (n, 32, 32))
     for k in range(len(FER2013.classes)):
-        images[labels == k, 4 * k:4 * k + 4, :] += 25
+        images[labels == k, 4 * k : 4 * k + 4, :] += 25
     return images.clip(0, 255).astype(np.uint8), rng.permutation(labels) if shuffled else labels
 
 
@@ -64,14 +78,21 @@ def evaluated(tmp_path_factory) -> dict[str, Evaluated]:
     for tag, seed, split in (("seed7", 7, "split"), ("seed8", 8, "split"), ("shuffled", 7, "shuffled")):
         cfg = train_params(epochs=4, batch_size=32, lr=0.01, label_smoothing=0.0)
         train_model(TrainJob("mlp", spec, cfg, seed=seed, split_dir=root / split), root / f"{tag}.pt")
-        runs[tag], _ = evaluate_checkpoint(root / f"{tag}.pt", test_images, test_labels, FER2013,
-                                           REPO_PARAMS.evaluate, predictions_path=f"plots/predictions/{RUN}.json")
+        runs[tag], _ = evaluate_checkpoint(
+            root / f"{tag}.pt",
+            test_images,
+            test_labels,
+            FER2013,
+            REPO_PARAMS.evaluate,
+            predictions_path=f"plots/predictions/{RUN}.json",
+        )
     return runs
 
 
 def _git(repo, *args):
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=repo, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=repo, check=True, capture_output=True
+    )
 
 
 def _write_revision(repo: Path, lr: float, run: Evaluated | None, old_format_accuracy: float | None = None):
@@ -80,9 +101,17 @@ def _write_revision(repo: Path, lr: float, run: Evaluated | None, old_format_acc
     (repo / "params.yaml").write_text(yaml.safe_dump({"models": {"mlp": {"lr": lr}}}))
     if run is None:
         (repo / "metrics" / "evaluate").mkdir(parents=True, exist_ok=True)
-        (repo / "metrics" / "evaluate" / f"{RUN}.json").write_text(json.dumps(
-            {"model": "mlp", "seed": 42, "accuracy": old_format_accuracy, "macro_f1": 0.5,
-             "checkpoint_sha256": "0" * 64}))
+        (repo / "metrics" / "evaluate" / f"{RUN}.json").write_text(
+            json.dumps(
+                {
+                    "model": "mlp",
+                    "seed": 42,
+                    "accuracy": old_format_accuracy,
+                    "macro_f1": 0.5,
+                    "checkpoint_sha256": "0" * 64,
+                }
+            )
+        )
         return
     write_evaluation(run, repo / "metrics" / "evaluate" / f"{RUN}.json")
     board = [{"model": "mlp", "accuracy": run.record.accuracy}]
@@ -122,8 +151,10 @@ def test_another_seed_with_the_same_params_is_within_noise(repo, evaluated):
     assert abs(seed8 - seed7) > 0.02  # it moved, by more than many a leaderboard gap
     report = build_report("seed7", ALPHA, repo)
     summary = report.splitlines()[1]
-    assert summary.startswith("**no params, code or data changed; 0 of 1 models changed beyond noise; 1 moved: "
-                              "the run differs only in where it ran")
+    assert summary.startswith(
+        "**no params, code or data changed; 0 of 1 models changed beyond noise; 1 moved: "
+        "the run differs only in where it ran"
+    )
     assert "No params changed" in report
     row = _model_row(report)
     assert f"| {seed7:.4g} | {seed8:.4g} | {(seed8 - seed7) * 100:+.1f} | within noise | paired:" in row
@@ -134,8 +165,9 @@ def test_a_model_trained_on_shuffled_labels_is_changed(repo, evaluated):
     report = build_report("seed8", ALPHA, repo, plot_images=["plots/leaderboard.png"])
     change = (evaluated["shuffled"].record.accuracy - evaluated["seed8"].record.accuracy) * 100
     assert change < -30
-    assert report.splitlines()[1] == (f"**params changed: models.mlp.lr; 1 of 1 models changed beyond noise: "
-                                      f"{RUN} {change:+.1f} pts**")
+    assert report.splitlines()[1] == (
+        f"**params changed: models.mlp.lr; 1 of 1 models changed beyond noise: {RUN} {change:+.1f} pts**"
+    )
     assert "| `models.mlp.lr` | 0.01 | 0.02 |" in report
     assert "| changed | paired:" in _model_row(report)
     assert "mlp (champion)" in report and "![leaderboard](plots/leaderboard.png)" in report
@@ -149,10 +181,11 @@ def test_a_model_trained_on_shuffled_labels_is_changed(repo, evaluated):
 
 def test_a_base_without_per_image_predictions_falls_back_to_intervals_and_says_so(repo, evaluated):
     report = build_report("old", ALPHA, repo)
-    assert report.splitlines()[1].endswith("the base revision has no per-image predictions, so verdicts come from "
-                                           "intervals**")
+    assert report.splitlines()[1].endswith(
+        "the base revision has no per-image predictions, so verdicts come from intervals**"
+    )
     seed8 = evaluated["seed8"].record
-    noise = ((seed8.accuracy_ci_high - seed8.accuracy_ci_low) / 2) * 2 ** 0.5
+    noise = ((seed8.accuracy_ci_high - seed8.accuracy_ci_low) / 2) * 2**0.5
     verdict = "changed" if abs(seed8.accuracy - 0.70) > noise else "within noise"
     evidence = "unpaired (the base has no per-image predictions): 95% intervals, noise ±"
     assert f"| {verdict} | {evidence}" in _model_row(report)

@@ -92,8 +92,14 @@ def test_predict_finds_the_astronauts_one_face_with_seven_probabilities(tiny_che
 
 def test_predict_table_and_one_line_per_bad_photo(tiny_checkpoint, photos, capsys):
     with pytest.raises(SystemExit) as exit_:
-        main(["predict", "--model", str(tiny_checkpoint),
-              *(str(photos / name) for name in ("astronaut.jpg", "blank.jpg", "notes.txt", "missing.jpg"))])
+        main(
+            [
+                "predict",
+                "--model",
+                str(tiny_checkpoint),
+                *(str(photos / name) for name in ("astronaut.jpg", "blank.jpg", "notes.txt", "missing.jpg")),
+            ]
+        )
     assert exit_.value.code == 1
     out, err = capsys.readouterr()
     assert "astronaut.jpg  face 1" in out and sum(emotion in out for emotion in EMOTIONS) == 7
@@ -144,8 +150,13 @@ def _tiff(samples: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("kind, samples", [("integer", np.full((64, 64), 70000, np.int32)),  # PIL mode "I"
-                                           ("float", np.full((64, 64), 0.5, np.float32))])  # PIL mode "F"
+@pytest.mark.parametrize(
+    "kind, samples",
+    [
+        ("integer", np.full((64, 64), 70000, np.int32)),  # PIL mode "I"
+        ("float", np.full((64, 64), 0.5, np.float32)),
+    ],
+)  # PIL mode "F"
 def test_a_32_bit_photo_is_refused_with_one_line_415(server, kind, samples):
     url, log = server
     before = len(PredictionLog(log).frame())
@@ -158,8 +169,9 @@ def test_a_32_bit_photo_is_refused_with_one_line_415(server, kind, samples):
 def test_a_large_jpeg_is_decoded_shrunk_and_its_boxes_stay_in_photo_pixels(tiny_checkpoint, tmp_path, capsys):
     big = Image.fromarray(skdata.astronaut()).resize((2048, 2048))
     (tmp_path / "big.jpg").write_bytes(_jpeg(np.asarray(big)))
-    photo = decode_photo((tmp_path / "big.jpg").read_bytes(), "big.jpg", max_bytes=2**24, max_pixels=10**7,
-                         max_side=512)
+    photo = decode_photo(
+        (tmp_path / "big.jpg").read_bytes(), "big.jpg", max_bytes=2**24, max_pixels=10**7, max_side=512
+    )
     assert photo.grey.shape == (512, 512) and photo.scale == 4
     main(["predict", "--json", "--model", str(tiny_checkpoint), str(tmp_path / "big.jpg")])
     [result] = json.loads(capsys.readouterr().out)
@@ -191,9 +203,26 @@ def _serving(checkpoint, params_file, log, champion_record, with_pid=False):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "fer.cli", "serve", "--port", str(port), "--model", str(checkpoint),
-         "--params", str(params_file), "--log", str(log), "--champion-record", str(champion_record)],
-        cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "fer.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--model",
+            str(checkpoint),
+            "--params",
+            str(params_file),
+            "--log",
+            str(log),
+            "--champion-record",
+            str(champion_record),
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -245,10 +274,12 @@ def test_server_health_and_model_card(server):
 def test_parallel_uploads_find_the_same_faces_as_one_at_a_time(server, photos):
     url, _ = server
     names = ["group.jpg", "astronaut256.jpg", "grace_hopper.jpg", "group.jpg"] * 2
+
     def faces(name):
         response = _upload(url, name, (photos / name).read_bytes())
         assert response.status_code == 200, response.text
         return [(f["box"], f["landmarks"], f["emotion"]) for f in response.json()["faces"]]
+
     alone = [faces(name) for name in names]
     with ThreadPoolExecutor(8) as pool:
         together = list(pool.map(faces, names))
@@ -257,16 +288,33 @@ def test_parallel_uploads_find_the_same_faces_as_one_at_a_time(server, photos):
     assert all(len(landmarks) == 5 for _, landmarks, _ in alone[0])
 
 
-def test_a_tuned_champion_is_served_under_its_own_name_with_its_own_metrics(tiny_checkpoint, tiny_split,
-                                                                             params_file, tmp_path):
+def test_a_tuned_champion_is_served_under_its_own_name_with_its_own_metrics(
+    tiny_checkpoint, tiny_split, params_file, tmp_path
+):
     tuned = tmp_path / "tuned.pt"
-    train_model(TrainJob("tuned", ModelParams(arch="mlp", image_size=48, options={"hidden": [32]}),
-                         train_params(epochs=2, batch_size=32), 7, tiny_split), tuned, tuned_from="mlp")
+    train_model(
+        TrainJob(
+            "tuned",
+            ModelParams(arch="mlp", image_size=48, options={"hidden": [32]}),
+            train_params(epochs=2, batch_size=32),
+            7,
+            tiny_split,
+        ),
+        tuned,
+        tuned_from="mlp",
+    )
     test_images, test_labels = load_split(tiny_split, "val")
-    untuned, _ = evaluate_checkpoint(tiny_checkpoint, test_images, test_labels, FER2013, REPO_PARAMS.evaluate,
-                                     predictions_path=tmp_path / "untuned.json")
-    tuned_result, _ = evaluate_checkpoint(tuned, test_images, test_labels, FER2013, REPO_PARAMS.evaluate,
-                                          predictions_path=tmp_path / "tuned.json")
+    untuned, _ = evaluate_checkpoint(
+        tiny_checkpoint,
+        test_images,
+        test_labels,
+        FER2013,
+        REPO_PARAMS.evaluate,
+        predictions_path=tmp_path / "untuned.json",
+    )
+    tuned_result, _ = evaluate_checkpoint(
+        tuned, test_images, test_labels, FER2013, REPO_PARAMS.evaluate, predictions_path=tmp_path / "tuned.json"
+    )
     untuned = untuned.record.model_copy(update={"accuracy": 0.0, "macro_f1": 0.0})  # ranks below the tuned one
     tuned_result = tuned_result.record
     evaluations = [untuned, tuned_result]
@@ -298,12 +346,15 @@ def test_server_predicts_a_good_photo_and_logs_it(server, photos):
     assert row["face_size"] == max(answer["faces"][0]["box"][2:]) and row["detector_score"] > 0
 
 
-@pytest.mark.parametrize("name, content, status, message", [
-    ("notes.txt", b"just some text", 415, "not an image"),
-    ("big.jpg", os.urandom(UPLOAD_LIMIT_MB * 2**20 + 1), 413, "limit"),
-    ("bomb.png", None, 413, "pixel limit"),
-    ("blank.jpg", _jpeg(np.full((240, 320), 128, np.uint8)), 422, "no face found"),
-])
+@pytest.mark.parametrize(
+    "name, content, status, message",
+    [
+        ("notes.txt", b"just some text", 415, "not an image"),
+        ("big.jpg", os.urandom(UPLOAD_LIMIT_MB * 2**20 + 1), 413, "limit"),
+        ("bomb.png", None, 413, "pixel limit"),
+        ("blank.jpg", _jpeg(np.full((240, 320), 128, np.uint8)), 422, "no face found"),
+    ],
+)
 def test_server_refuses_bad_uploads_with_a_4xx_and_a_message(server, name, content, status, message):
     url, log = server
     if content is None:
@@ -323,8 +374,10 @@ def test_a_chunked_upload_is_stopped_at_the_limit_not_read_whole(server):
     chunk = b"x" * 65536
     sent = 0
     with socket.create_connection((host, int(port)), timeout=30) as connection:
-        connection.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                           b"Content-Type: multipart/form-data; boundary=b\r\n\r\n")
+        connection.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+        )
         part = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'
         connection.sendall(b"%x\r\n%s\r\n" % (len(part), part))
         with contextlib.suppress(OSError):  # the server may close the connection once it has answered
@@ -355,14 +408,22 @@ def _overflowing_on_faces(checkpoint: Path, path: Path) -> Path:
     first = torch.zeros(units, pixels)
     for unit, (plus, minus) in enumerate(np.random.default_rng(0).choice(pixels, (units, 2), replace=False)):
         first[unit, plus], first[unit, minus] = huge, -huge
-    identity_batch_norm = {"2.weight": torch.ones(units), "2.bias": torch.zeros(units),
-                           "2.running_mean": torch.zeros(units), "2.running_var": torch.ones(units)}
-    return with_weights(checkpoint, path, {"1.weight": first, **identity_batch_norm,
-                                           "5.weight": torch.full((len(EMOTIONS), units), huge)})
+    identity_batch_norm = {
+        "2.weight": torch.ones(units),
+        "2.bias": torch.zeros(units),
+        "2.running_mean": torch.zeros(units),
+        "2.running_var": torch.ones(units),
+    }
+    return with_weights(
+        checkpoint,
+        path,
+        {"1.weight": first, **identity_batch_norm, "5.weight": torch.full((len(EMOTIONS), units), huge)},
+    )
 
 
-def test_outputs_that_overflow_on_a_face_are_a_500_with_one_line_not_nan(tiny_checkpoint, params_file, photos,
-                                                                         tmp_path):
+def test_outputs_that_overflow_on_a_face_are_a_500_with_one_line_not_nan(
+    tiny_checkpoint, params_file, photos, tmp_path
+):
     checkpoint = _overflowing_on_faces(tiny_checkpoint, tmp_path / "overflowing.pt")
     log = tmp_path / "log.sqlite"
     with _serving(checkpoint, params_file, log, tmp_path / "no-champion.json") as url:  # it passed the probe
@@ -405,9 +466,18 @@ def _chromium_driver(tmp_path):
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-quic", f"--user-data-dir={tmp_path / 'chromium'}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+    ):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(chromedriver), options=options)
 
@@ -431,8 +501,12 @@ def test_upload_page_in_headless_chromium_draws_probability_bars(server, photos,
         assert "not meaningful until the pipeline runs on FER2013" in driver.find_element(By.ID, "note").text
         (face,) = _upload(url, "astronaut256.jpg", (photos / "astronaut256.jpg").read_bytes()).json()["faces"]
         for x, y in face["landmarks"]:  # each of the five drawn as a dot of the landmark colour
-            pixel = driver.execute_script("return Array.from(document.getElementById('canvas').getContext('2d')"
-                                          ".getImageData(arguments[0], arguments[1], 1, 1).data)", round(x), round(y))
+            pixel = driver.execute_script(
+                "return Array.from(document.getElementById('canvas').getContext('2d')"
+                ".getImageData(arguments[0], arguments[1], 1, 1).data)",
+                round(x),
+                round(y),
+            )
             assert pixel[:3] == [0x2C, 0xC3, 0xE0]
         driver.find_element(By.ID, "photo").send_keys(str(photos / "blank.jpg"))
         WebDriverWait(driver, 30).until(lambda d: "no face found" in d.find_element(By.ID, "error").text)
@@ -445,8 +519,13 @@ def test_the_prediction_log_table_has_the_declared_columns_and_a_face_row_fills_
     with sqlite3.connect(tmp_path / "log.sqlite") as db:
         table = [(name, kind) for _, name, kind, *_ in db.execute("PRAGMA table_info(predictions)")]
     assert table == [("id", "INTEGER"), *COLUMNS.items()]
-    face = FacePrediction((0, 0, 48, 48), 0.9, {"happy": 0.7, "sad": 0.3}, FER2013.head,
-                          {"brightness": 0.5, "contrast": 0.2, "sharpness": 3.0})
+    face = FacePrediction(
+        (0, 0, 48, 48),
+        0.9,
+        {"happy": 0.7, "sad": 0.3},
+        FER2013.head,
+        {"brightness": 0.5, "contrast": 0.2, "sharpness": 3.0},
+    )
     log.record("mlp", [face.log_row()])
     row = log.frame().iloc[0]
     assert list(row.index) == list(COLUMNS) and row["emotion"] == "happy" and row["face_size"] == 48
@@ -474,9 +553,15 @@ def test_drift_flags_a_statistic_that_moved_and_not_one_that_did_not(tiny_checkp
     same = PredictionLog(tmp_path / "same.sqlite")
     faces, _ = load_split(tiny_split, "val")
     stats = image_stats(faces)
-    same.record("mlp", [FacePrediction((0, 0, 48, 48), 1.0, {"happy": 1.0}, FER2013.head,
-                                       {k: float(v[i]) for k, v in stats.items()}).log_row()
-                        for i in range(len(faces))])
+    same.record(
+        "mlp",
+        [
+            FacePrediction(
+                (0, 0, 48, 48), 1.0, {"happy": 1.0}, FER2013.head, {k: float(v[i]) for k, v in stats.items()}
+            ).log_row()
+            for i in range(len(faces))
+        ],
+    )
     assert drift_report(tmp_path / "same.sqlite", tiny_split, tmp_path / "same")["drifted"] == []
 
 
@@ -486,10 +571,8 @@ def test_drift_without_a_log_is_one_clear_line(tmp_path, tiny_split, capsys):
     assert "none.sqlite: no prediction log" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("content, problem", [(b"not sqlite at all", "file is not a database"),
-                                              (b"", "no such table")])
-def test_drift_on_a_log_that_is_not_one_is_one_line_and_leaves_it_alone(tmp_path, tiny_split, content, problem,
-                                                                        capsys):
+@pytest.mark.parametrize("content, problem", [(b"not sqlite at all", "file is not a database"), (b"", "no such table")])
+def test_drift_on_a_log_that_is_not_one_is_one_line_and_leaves_it_alone(tmp_path, tiny_split, content, problem, capsys):
     log = tmp_path / "log.sqlite"
     log.write_bytes(content)
     with pytest.raises(SystemExit):
@@ -501,8 +584,18 @@ def test_drift_on_a_log_that_is_not_one_is_one_line_and_leaves_it_alone(tmp_path
 
 def test_drift_without_a_split_is_one_line(tmp_path, tiny_split, capsys):
     log = PredictionLog(tmp_path / "log.sqlite")
-    log.record("mlp", [FacePrediction((0, 0, 48, 48), 1.0, {"happy": 1.0}, FER2013.head,
-                                      {"brightness": 0.5, "contrast": 0.2, "sharpness": 3.0}).log_row()])
+    log.record(
+        "mlp",
+        [
+            FacePrediction(
+                (0, 0, 48, 48),
+                1.0,
+                {"happy": 1.0},
+                FER2013.head,
+                {"brightness": 0.5, "contrast": 0.2, "sharpness": 3.0},
+            ).log_row()
+        ],
+    )
     with pytest.raises(SystemExit):
         main(["drift", "--log", str(tmp_path / "log.sqlite"), "--split", str(tmp_path / "none")])
     err = capsys.readouterr().err

@@ -28,8 +28,9 @@ def write_fer_csv(path: Path, columns=("emotion", "pixels", "Usage"), extra_rows
     """One image per class, every pixel 10 * class, usages cycling Training/PublicTest/PrivateTest."""
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = [
-        ",".join({"emotion": str(k), "pixels": pixels_of_class(k), "Usage": CSV_USAGES[k % 3]}[c.strip()]
-                 for c in columns)
+        ",".join(
+            {"emotion": str(k), "pixels": pixels_of_class(k), "Usage": CSV_USAGES[k % 3]}[c.strip()] for c in columns
+        )
         for k in range(len(EMOTIONS))
     ]
     path.write_text("\n".join([",".join(columns), *rows, *extra_rows]) + "\n")
@@ -92,13 +93,16 @@ def test_csv_without_usage_column(tmp_path):
     assert ds.usage == [""] and list(ds.labels) == [3]
 
 
-@pytest.mark.parametrize("bad_row", [
-    "3,1 2 3,Training",                               # too few pixels
-    "3," + pixels_of_class(3)[:-1] + "x,Training",    # non-numeric pixel
-    "3," + pixels_of_class(3)[:-2] + "256,Training",  # pixel out of range
-    "9," + pixels_of_class(3) + ",Training",          # label outside 0..6
-    "sad," + pixels_of_class(3) + ",Training",        # label not a number
-])
+@pytest.mark.parametrize(
+    "bad_row",
+    [
+        "3,1 2 3,Training",  # too few pixels
+        "3," + pixels_of_class(3)[:-1] + "x,Training",  # non-numeric pixel
+        "3," + pixels_of_class(3)[:-2] + "256,Training",  # pixel out of range
+        "9," + pixels_of_class(3) + ",Training",  # label outside 0..6
+        "sad," + pixels_of_class(3) + ",Training",  # label not a number
+    ],
+)
 def test_bad_csv_row_is_skipped_and_counted(tmp_path, bad_row):
     ds = read_local(write_fer_csv(tmp_path / "fer2013.csv", extra_rows=(bad_row,)), "csv", MAX_SIDE)
     assert len(ds) == 7 and ds.skipped == 1
@@ -195,15 +199,19 @@ def test_a_class_folder_beyond_the_emotions_is_a_class_after_them(tmp_path):
     save_image(tmp_path / "train" / "Contempt" / "0.png", (10, 10))
     ds = read_local(tmp_path, "folder", MAX_SIDE)
     assert ds.label_set.classes == ("happy", "contempt")
-    assert [ds.label_set.classes[label] for label, src in zip(ds.labels, ds.source) if "Contempt" in src] == \
-        ["contempt"]
+    assert [ds.label_set.classes[label] for label, src in zip(ds.labels, ds.source) if "Contempt" in src] == [
+        "contempt"
+    ]
 
 
-@pytest.mark.parametrize("make_empty", [
-    lambda root: root.mkdir(),                                   # nothing at all
-    lambda root: (root / "happy").mkdir(parents=True),           # only empty class folders
-    lambda root: (root / "angry").mkdir(parents=True) or (root / "angry" / "x.txt").write_text("hi"),
-])
+@pytest.mark.parametrize(
+    "make_empty",
+    [
+        lambda root: root.mkdir(),  # nothing at all
+        lambda root: (root / "happy").mkdir(parents=True),  # only empty class folders
+        lambda root: (root / "angry").mkdir(parents=True) or (root / "angry" / "x.txt").write_text("hi"),
+    ],
+)
 def test_dataset_without_images_names_the_path(tmp_path, make_empty):
     root = tmp_path / "empty"
     make_empty(root)
@@ -348,4 +356,3 @@ def test_a_zip_bomb_is_refused_from_its_directory_and_nothing_is_extracted(tmp_p
     with pytest.raises(FerError, match=r"bomb.zip: member happy/huge.png expands 67108864 bytes from \d+, over 100x"):
         read_local(archive, "zip", MAX_SIDE)
     assert files_and_bytes(tmp_path) == before
-

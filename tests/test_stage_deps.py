@@ -36,8 +36,11 @@ def _imports_own_submodules(node: ast.AST) -> bool:
     if not (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "import_module" and node.args):
         return False
     name = node.args[0]
-    return (isinstance(name, ast.JoinedStr) and isinstance(name.values[0], ast.FormattedValue)
-            and getattr(name.values[0].value, "id", None) == "__name__")
+    return (
+        isinstance(name, ast.JoinedStr)
+        and isinstance(name.values[0], ast.FormattedValue)
+        and getattr(name.values[0].value, "id", None) == "__name__"
+    )
 
 
 def _absolute_module(node: ast.ImportFrom, package: str) -> str:
@@ -47,6 +50,7 @@ def _absolute_module(node: ast.ImportFrom, package: str) -> str:
 
 def imported_fer_modules(file: Path, package: str | None = None) -> set[str]:
     """package: the one file belongs to, which relative imports start from (by default, from its path)."""
+
     def own_package() -> str:
         return package or ".".join(file.relative_to(REPO).with_suffix("").parts[:-1])
 
@@ -85,14 +89,15 @@ def _stages() -> dict[str, dict]:
 def test_every_file_a_stage_imports_is_one_of_its_deps(name, stage):
     script = re.search(r"stages/\w+\.py", stage["cmd"]).group(0)
     deps = [Path(dep) for dep in stage["deps"] if "${" not in dep]
-    uncovered = sorted(str(f) for f in import_closure(REPO / script)
-                       if not any(f == dep or dep in f.parents for dep in deps))
+    uncovered = sorted(
+        str(f) for f in import_closure(REPO / script) if not any(f == dep or dep in f.parents for dep in deps)
+    )
     assert not uncovered, f"{name}: add to its deps in dvc.yaml: {', '.join(uncovered)}"
 
 
 def test_the_closure_follows_lazy_imports_and_registry_names():
     closure = import_closure(REPO / "stages" / "train.py")
-    assert Path("fer/models/vit.py") in closure            # named in fer/core/archs.py, imported on demand
+    assert Path("fer/models/vit.py") in closure  # named in fer/core/archs.py, imported on demand
     assert Path("fer/models/vit.py") not in import_closure(REPO / "stages" / "split.py")
     assert Path("fer/data/sources/synthetic.py") not in closure  # train never generates data
     assert {Path("fer/__init__.py"), Path("fer/train/__init__.py")} <= closure

@@ -132,9 +132,17 @@ class Valence(TaskHead):
         return np.stack([within, within])
 
     def per_image(self, labels, probabilities):
-        return [{"image": i, "actual": f"{truth:+.2f}", "predicted": f"{guess:+.2f}",
-                 "correct": abs(guess - truth) < 0.25, "p_true": 1.0, "confidence": 1.0}
-                for i, (truth, guess) in enumerate(zip(labels[:, 0].tolist(), probabilities[:, 0].tolist()))]
+        return [
+            {
+                "image": i,
+                "actual": f"{truth:+.2f}",
+                "predicted": f"{guess:+.2f}",
+                "correct": abs(guess - truth) < 0.25,
+                "p_true": 1.0,
+                "confidence": 1.0,
+            }
+            for i, (truth, guess) in enumerate(zip(labels[:, 0].tolist(), probabilities[:, 0].tolist()))
+        ]
 
     def calibration(self, probabilities, labels):
         within = (np.abs(probabilities - labels) < 0.25)[:, 0]
@@ -187,8 +195,9 @@ def test_a_third_task_registered_in_one_place_is_trained_evaluated_and_described
     face = FacePrediction((0, 0, 48, 48), 1.0, {"valence": float(predictions[0, 0])}, record.label_set.head)
     assert face.as_dict()["valence"] == float(predictions[0, 0]) and face.label.startswith("valence ")
     with pytest.raises(FerError, match="a model for the valence task"):
-        evaluate_checkpoint(tmp_path / "valence.pt", images, labels, FER2013, REPO_PARAMS.evaluate,
-                            predictions_path=tmp_path / "p.json")
+        evaluate_checkpoint(
+            tmp_path / "valence.pt", images, labels, FER2013, REPO_PARAMS.evaluate, predictions_path=tmp_path / "p.json"
+        )
 
 
 def test_a_label_set_of_an_unknown_task_is_one_line(tmp_path):

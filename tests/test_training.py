@@ -100,8 +100,13 @@ def test_slow_batchnorm_is_scored_like_a_train_mode_pass_not_the_majority_class(
     root = _brightness_task(tmp_path, n_train=700, n_val=140)
     train = to_device(*load_split(root, "train"), torch.device("cpu"))
     val = to_device(*load_split(root, "val"), torch.device("cpu"))
-    cfg = TINY.model_copy(update={"epochs": 2, "lr": 3e-3, "augment": AugmentParams(
-        flip=False, degrees=0, translate=0, scale=0, erasing=0)})
+    cfg = TINY.model_copy(
+        update={
+            "epochs": 2,
+            "lr": 3e-3,
+            "augment": AugmentParams(flip=False, degrees=0, translate=0, scale=0, erasing=0),
+        }
+    )
     model, spec = _slow_batchnorm_cnn()
     result = fit(model, spec, TrainingData(FER2013, train, val), cfg, seed=0)
 

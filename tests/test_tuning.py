@@ -18,15 +18,34 @@ from fer.train.tuning import TuneOutputs, pruning_reporter, split_fingerprint, s
 
 SPEC = ModelParams(arch="mlp", image_size=48, options={"hidden": [16]})
 BASE = train_params(epochs=1, batch_size=32, patience=5)
-SPACE = SearchSpace(lr=FloatRange(low=1e-3, high=1e-2, log=True), weight_decay=None,
-                    dropout=FloatRange(low=0.0, high=0.5), label_smoothing=None, batch_size=[16, 32])
-TUNE = REPO_PARAMS.tune.model_copy(update={"trials": 3, "epochs": 2, "max_train_images": 0, "storage": "",
-                                           "study_name": "", "pruner_warmup_epochs": 1, "search_space": SPACE})
+SPACE = SearchSpace(
+    lr=FloatRange(low=1e-3, high=1e-2, log=True),
+    weight_decay=None,
+    dropout=FloatRange(low=0.0, high=0.5),
+    label_smoothing=None,
+    batch_size=[16, 32],
+)
+TUNE = REPO_PARAMS.tune.model_copy(
+    update={
+        "trials": 3,
+        "epochs": 2,
+        "max_train_images": 0,
+        "storage": "",
+        "study_name": "",
+        "pruner_warmup_epochs": 1,
+        "search_space": SPACE,
+    }
+)
 
 
 def _outputs(root) -> TuneOutputs:
-    return TuneOutputs(study_dir=root / "study", checkpoint=root / "best.pt", metrics=root / "tune.json",
-                       history=root / "history.json", importances=root / "importances.json")
+    return TuneOutputs(
+        study_dir=root / "study",
+        checkpoint=root / "best.pt",
+        metrics=root / "tune.json",
+        history=root / "history.json",
+        importances=root / "importances.json",
+    )
 
 
 def _job(split_dir) -> TrainJob:
@@ -38,8 +57,10 @@ def _tune(tiny_split, root, tune=TUNE, **kwargs) -> dict:
 
 
 def _stored_study(root, tiny_split, tune=TUNE) -> optuna.Study:
-    return optuna.load_study(study_name=study_name(_job(tiny_split), tune, split_fingerprint(tiny_split)),
-                             storage=f"sqlite:///{root / 'study' / tuning.STUDY_DB}")
+    return optuna.load_study(
+        study_name=study_name(_job(tiny_split), tune, split_fingerprint(tiny_split)),
+        storage=f"sqlite:///{root / 'study' / tuning.STUDY_DB}",
+    )
 
 
 def _finished(study: optuna.Study) -> list:
@@ -138,9 +159,21 @@ def test_the_pruner_stops_a_trial_that_trails_the_others():
         def objective(trial):
             report = pruning_reporter(trial)
             for epoch, acc in enumerate(accuracies, start=1):
-                report(tuning.EpochLog(epoch=epoch, train_loss=0.0, train_acc=0.0, val_loss=0.0, val_acc=acc,
-                                       lr=0.0, seconds=1.0, images_per_second=1.0, bn_seconds=0.0))
+                report(
+                    tuning.EpochLog(
+                        epoch=epoch,
+                        train_loss=0.0,
+                        train_acc=0.0,
+                        val_loss=0.0,
+                        val_acc=acc,
+                        lr=0.0,
+                        seconds=1.0,
+                        images_per_second=1.0,
+                        bn_seconds=0.0,
+                    )
+                )
             return accuracies[-1]
+
         return objective
 
     study.optimize(objective_reporting([0.5, 0.6, 0.7]), n_trials=tuning.PRUNER_STARTUP_TRIALS)
@@ -175,7 +208,11 @@ def _study_of(values: list[float]) -> optuna.Study:
 @pytest.mark.parametrize(("values", "flat"), [([0.2525] * 4, True), ([0.2525, 0.2525, 0.3875], False), ([0.3], False)])
 def test_trials_that_all_score_the_same_are_reported(values, flat, caplog):
     summary = tuning.trial_values(_study_of(values))
-    assert summary == {"count": len(values), "best": max(values), "median": float(np.median(values)),
-                       "worst": min(values)}
+    assert summary == {
+        "count": len(values),
+        "best": max(values),
+        "median": float(np.median(values)),
+        "worst": min(values),
+    }
     tuning.warn_if_trials_tell_nothing_apart(summary, tune_epochs=1)
     assert ("too short to tell the settings apart" in caplog.text) is flat

@@ -53,9 +53,20 @@ def postgres():
         return subprocess.run([*as_user, bin_dir / args[0], *args[1:]], capture_output=True, text=True, timeout=120)
 
     try:
-        for step in (pg("initdb", "-D", data, "-U", "postgres", "--auth=trust", "--no-sync"),
-                     pg("pg_ctl", "-D", data, "-l", root / "log", "-w", "start", "-o",
-                        f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off")):
+        for step in (
+            pg("initdb", "-D", data, "-U", "postgres", "--auth=trust", "--no-sync"),
+            pg(
+                "pg_ctl",
+                "-D",
+                data,
+                "-l",
+                root / "log",
+                "-w",
+                "start",
+                "-o",
+                f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off",
+            ),
+        ):
             if step.returncode != 0:
                 pytest.fail(f"PostgreSQL did not start: {step.stdout}{step.stderr}")
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
@@ -82,17 +93,45 @@ def _env() -> dict:
 
 
 def _worker(params: Path, split: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "fer.cli", "tune-worker", "--params", params, "--split", split],
-                            cwd=params.parent, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "fer.cli", "tune-worker", "--params", params, "--split", split],
+        cwd=params.parent,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _stage(folder: Path, split: Path) -> dict:
     """The tune stage's own script, as dvc.yaml runs it; returns the metrics it writes."""
-    done = subprocess.run([sys.executable, REPO / "stages" / "tune.py", "--name", "tuned", "--split", split,
-                           "--study", "study", "--out", "model.pt", "--metrics", "tune.json", "--history",
-                           "history.json", "--importance", "importance.json", "--live", "live"],
-                          cwd=folder, env=_env(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            REPO / "stages" / "tune.py",
+            "--name",
+            "tuned",
+            "--split",
+            split,
+            "--study",
+            "study",
+            "--out",
+            "model.pt",
+            "--metrics",
+            "tune.json",
+            "--history",
+            "history.json",
+            "--importance",
+            "importance.json",
+            "--live",
+            "live",
+        ],
+        cwd=folder,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads((folder / "tune.json").read_text())
 

@@ -24,14 +24,20 @@ def wing_of(module: str) -> str | None:
 def upward_imports(file: Path, wing: str, package: str | None = None) -> list[str]:
     """The fer modules `file`, a module of `wing`, imports from a wing above its own."""
     rank = WINGS.index(wing)
-    return sorted(module for module in imported_fer_modules(file, package)
-                  if wing_of(module) is not None and WINGS.index(wing_of(module)) > rank)
+    return sorted(
+        module
+        for module in imported_fer_modules(file, package)
+        if wing_of(module) is not None and WINGS.index(wing_of(module)) > rank
+    )
 
 
 def _wing_modules() -> list:
     """(wing, file) of every module under fer/<wing>/, named by its path."""
-    return [pytest.param(wing, file, id=str(file.relative_to(REPO))) for wing in WINGS[:-1]
-            for file in sorted((REPO / "fer" / wing).rglob("*.py"))]
+    return [
+        pytest.param(wing, file, id=str(file.relative_to(REPO)))
+        for wing in WINGS[:-1]
+        for file in sorted((REPO / "fer" / wing).rglob("*.py"))
+    ]
 
 
 def test_every_package_of_fer_is_a_ranked_wing():
@@ -48,8 +54,10 @@ def test_a_module_imports_only_from_its_own_wing_and_below(wing, file):
 
 def test_a_lazy_import_from_a_higher_wing_is_caught(tmp_path):
     module = tmp_path / "reader.py"
-    module.write_text("from fer.core.errors import FerError\n\n\ndef read():\n"
-                      "    from fer.models import build_model\n    return build_model\n")
+    module.write_text(
+        "from fer.core.errors import FerError\n\n\ndef read():\n"
+        "    from fer.models import build_model\n    return build_model\n"
+    )
     assert upward_imports(module, "data") == ["fer.models"]
     assert upward_imports(module, "runtime") == []
 

@@ -26,28 +26,38 @@ def _serious_findings(path: Path) -> list[str]:
     """zizmor's medium and high findings, as `audit: file`."""
     done = subprocess.run([BIN / "zizmor", "--offline", "--format", "json", path], capture_output=True, text=True)
     assert done.stdout, done.stderr
-    return [f"{f['ident']}: {f['locations'][0]['symbolic']['key']['Local']['verbatim_path']}"
-            for f in json.loads(done.stdout) if f["determinations"]["severity"] in ("Medium", "High")]
+    return [
+        f"{f['ident']}: {f['locations'][0]['symbolic']['key']['Local']['verbatim_path']}"
+        for f in json.loads(done.stdout)
+        if f["determinations"]["severity"] in ("Medium", "High")
+    ]
 
 
 @pytest.mark.parametrize("name", ["ci.yaml", "cml.yaml"])
 def test_workflow_matches_githubs_schema(name):
-    done = subprocess.run([BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", WORKFLOWS / name],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", WORKFLOWS / name],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_schema_check_rejects_a_broken_workflow(tmp_path):
     broken = tmp_path / "broken.yaml"
     broken.write_text("on: push\njobs:\n  test:\n    steps:\n      - run: echo no runs-on\n")
-    done = subprocess.run([BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", broken],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", broken],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode != 0
 
 
 def _dependabot_schema_check(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([BIN / "check-jsonschema", "--builtin-schema", "vendor.dependabot", path],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [BIN / "check-jsonschema", "--builtin-schema", "vendor.dependabot", path], capture_output=True, text=True
+    )
 
 
 def test_dependabot_config_matches_its_schema_and_updates_pip_and_actions():
@@ -76,7 +86,7 @@ def test_audit_catches_a_script_injection(tmp_path):
     unsafe.parent.mkdir(parents=True)
     unsafe.write_text(
         "on: pull_request_target\npermissions: {}\njobs:\n  greet:\n    runs-on: ubuntu-latest\n    steps:\n"
-        "      - run: echo \"${{ github.event.pull_request.title }}\"\n"
+        '      - run: echo "${{ github.event.pull_request.title }}"\n'
     )
     assert any(f.startswith("template-injection") for f in _serious_findings(unsafe.parent))
 
@@ -101,22 +111,28 @@ def test_cml_reproduces_and_comments_on_pull_requests_with_full_history():
 
 
 # `cml runner launch` flags and, where CML 0.20.6 documents a fixed set, their values
-CML_LAUNCH_FLAGS = {"--single": None, "--labels": None, "--cloud": {"aws", "azure", "gcp", "kubernetes"},
-                    "--cloud-region": None, "--cloud-type": None, "--cloud-gpu": {"nogpu", "k80", "v100", "tesla"},
-                    "--cloud-hdd-size": None}
+CML_LAUNCH_FLAGS = {
+    "--single": None,
+    "--labels": None,
+    "--cloud": {"aws", "azure", "gcp", "kubernetes"},
+    "--cloud-region": None,
+    "--cloud-type": None,
+    "--cloud-gpu": {"nogpu", "k80", "v100", "tesla"},
+    "--cloud-hdd-size": None,
+}
 
 
 def _docs_block_after(page: str, sentence: str) -> list[str]:
     """The command lines of the first fenced block after `sentence` in docs/<page>."""
     text = (ROOT / "docs" / page).read_text()
-    block = text[text.index(sentence):].split("```bash\n", 1)[1].split("```", 1)[0]
+    block = text[text.index(sentence) :].split("```bash\n", 1)[1].split("```", 1)[0]
     return block.strip().splitlines()
 
 
 def test_cml_gpu_job_launches_a_valid_runner_and_runs_the_docs_gpu_sweep():
     cml = _load("cml.yaml")
     launch = _run_lines(cml, "launch-gpu-runner")
-    command = launch[launch.index("cml runner launch"):].replace("\\\n", " ").split("\n")[0]
+    command = launch[launch.index("cml runner launch") :].replace("\\\n", " ").split("\n")[0]
     for flag in command.split()[3:]:
         name, _, value = flag.partition("=")
         assert name in CML_LAUNCH_FLAGS, name

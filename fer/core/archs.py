@@ -29,16 +29,17 @@ VIT_SCRATCH_SIZES = ("patch_size", "hidden_size", "num_hidden_layers", "num_atte
 ARCH_OPTIONS = {
     "mlp": {"hidden": POSITIVE_INTS},
     "cnn": {"widths": POSITIVE_INTS},
-    "vit": {**dict.fromkeys(VIT_SCRATCH_SIZES, POSITIVE_INT), "intermediate_size": POSITIVE_INT,
-            "conv_stem": FLAG},
+    "vit": {**dict.fromkeys(VIT_SCRATCH_SIZES, POSITIVE_INT), "intermediate_size": POSITIVE_INT, "conv_stem": FLAG},
 }
 PRETRAINED_ARCH_OPTIONS = {"vit": {"checkpoint": NAME}}
 # The baselines have no published weights; vit loads a save_pretrained folder, the others a state_dict file.
 NO_PRETRAINED = ("mlp", "cnn")
 PRETRAINED_FOLDER = ("vit",)
 OPTION_KINDS = {
-    POSITIVE_INTS: (lambda v: isinstance(v, list) and bool(v) and all(_positive_int(x) for x in v),
-                    "a non-empty list of positive integers"),
+    POSITIVE_INTS: (
+        lambda v: isinstance(v, list) and bool(v) and all(_positive_int(x) for x in v),
+        "a non-empty list of positive integers",
+    ),
     POSITIVE_INT: (lambda v: _positive_int(v), "a positive integer"),
     FLAG: (lambda v: isinstance(v, bool), "true or false"),
     NAME: (lambda v: isinstance(v, str) and bool(v.strip()), "a name"),
@@ -65,16 +66,20 @@ def check_model(where: str, arch: str, image_size: int, pretrained: bool | str, 
         if not valid(value):
             raise FerError(f"{where}: option {name} must be {expected} (got {value!r})")
     if arch == "cnn" and "widths" in options and image_size < 2 ** len(options["widths"]):
-        raise FerError(f"{where}: image_size {image_size} is too small for {len(options['widths'])} pooling stages "
-                       f"(options.widths); each halves the image")
+        raise FerError(
+            f"{where}: image_size {image_size} is too small for {len(options['widths'])} pooling stages "
+            f"(options.widths); each halves the image"
+        )
     if arch == "vit" and not pretrained:
         missing = [name for name in VIT_SCRATCH_SIZES if name not in options]
         if missing:
             raise FerError(f"{where}: option {missing[0]} is required for a ViT from scratch")
         sizes = options
         if sizes["hidden_size"] % sizes["num_attention_heads"]:
-            raise FerError(f"{where}: hidden_size {sizes['hidden_size']} must be a multiple of "
-                           f"num_attention_heads {sizes['num_attention_heads']}")
+            raise FerError(
+                f"{where}: hidden_size {sizes['hidden_size']} must be a multiple of "
+                f"num_attention_heads {sizes['num_attention_heads']}"
+            )
         patch = sizes["patch_size"]
         if image_size % patch:
             raise FerError(f"{where}: option patch_size {patch} does not divide image_size {image_size}")
@@ -89,5 +94,7 @@ def _check_pretrained(where: str, arch: str, pretrained: bool | str) -> None:
         return
     folder = arch in PRETRAINED_FOLDER
     if not (Path(pretrained).is_dir() if folder else Path(pretrained).is_file()):
-        raise FerError(f"{where}: pretrained {'folder' if folder else 'weights file'} {pretrained} not found "
-                       f"(expected {'a save_pretrained folder' if folder else 'a torch state_dict file'})")
+        raise FerError(
+            f"{where}: pretrained {'folder' if folder else 'weights file'} {pretrained} not found "
+            f"(expected {'a save_pretrained folder' if folder else 'a torch state_dict file'})"
+        )

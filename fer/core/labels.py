@@ -31,9 +31,11 @@ class LabelSet:
     def __post_init__(self):
         for name in self.classes:
             if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name):
-                raise FerError(f"class or attribute name {str(name)[:80]!r}: expected plain printable text (letters, "
-                               "digits, space and _ . , ( ) + ' -; at most 64 characters); rename the folder or csv "
-                               "column that holds it")
+                raise FerError(
+                    f"class or attribute name {str(name)[:80]!r}: expected plain printable text (letters, "
+                    "digits, space and _ . , ( ) + ' -; at most 64 characters); rename the folder or csv "
+                    "column that holds it"
+                )
 
     @cached_property
     def head(self) -> TaskHead:
@@ -68,8 +70,9 @@ class LabelSet:
         if not isinstance(content, dict) or not {"task", "classes"} <= content.keys():
             raise FerError(f"{path}: expected a JSON object with 'task' and 'classes' (re-run the stage that wrote it)")
         if content["task"] not in HEADS:
-            raise FerError(f"{path}: task {content['task']!r} is not one of {', '.join(HEADS)} (re-run the stage "
-                           "that wrote it)")
+            raise FerError(
+                f"{path}: task {content['task']!r} is not one of {', '.join(HEADS)} (re-run the stage that wrote it)"
+            )
         return cls(content["task"], tuple(content["classes"]))
 
 

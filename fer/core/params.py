@@ -64,8 +64,9 @@ class DataParams(_Section):
             raise ValueError("classes: name at least one class, or null for the data's own")
         # Named as the data's classes are (case and aliases aside: happiness is happy), as select_classes reads them.
         if len({class_name(n) for n in names}) != len(names):
-            raise ValueError(f"classes: each class once (case and aliases such as happiness for happy aside), "
-                             f"got {names}")
+            raise ValueError(
+                f"classes: each class once (case and aliases such as happiness for happy aside), got {names}"
+            )
         targets = list(self.classes.values()) if isinstance(self.classes, dict) else []
         if len({t.strip().lower() for t in targets}) != len({t.strip() for t in targets}):
             raise ValueError(f"classes: spell each new class one way, got {sorted(set(targets))}")
@@ -141,7 +142,7 @@ class ModelParams(BaseModel):
 
     arch: str
     image_size: int = Field(48, ge=MIN_IMAGE_SIDE, le=512)
-    pretrained: bool | str = False   # true: the library's weights; a path: local weights
+    pretrained: bool | str = False  # true: the library's weights; a path: local weights
     options: dict = {}
 
     @model_validator(mode="after")
@@ -150,12 +151,16 @@ class ModelParams(BaseModel):
             raise ValueError(f"unknown arch {self.arch!r}; valid: {', '.join(ARCHS)}")
         for key in self.model_extra or {}:
             if key not in TrainParams.model_fields:
-                raise ValueError(f"unknown key {key!r}; a model takes arch, image_size, pretrained, options "
-                                 f"or a train key ({', '.join(TrainParams.model_fields)})")
+                raise ValueError(
+                    f"unknown key {key!r}; a model takes arch, image_size, pretrained, options "
+                    f"or a train key ({', '.join(TrainParams.model_fields)})"
+                )
         if isinstance(self.pretrained, str) and _outside_the_repository(self.pretrained):
             # DVC tracks nothing outside the repository: such weights could change with `dvc status` clean.
-            raise ValueError(f"pretrained: {self.pretrained} is outside the repository; copy the weights in, "
-                             "`dvc add` them and give their path relative to the repository root")
+            raise ValueError(
+                f"pretrained: {self.pretrained} is outside the repository; copy the weights in, "
+                "`dvc add` them and give their path relative to the repository root"
+            )
         return self
 
 
@@ -207,6 +212,7 @@ class CompareParams(_Section):
 
 class ExportParams(_Section):
     """The export stage: the champion as ONNX and int8 ONNX, each checked against the PyTorch model."""
+
     opset: int = Field(ge=13, le=20)  # the TorchScript exporter writes opsets 13-20
     int8: Literal["static", "dynamic"]  # the quantisation shipped; both are measured
     calibration_images: int = Field(ge=1)  # train crops the static quantisation calibrates on
@@ -221,6 +227,7 @@ class ExportParams(_Section):
 
 class PredictParams(_Section):
     """fer predict / fer serve: photos from users rather than dataset crops."""
+
     # Faces smaller than this share of the photo's shorter side are not looked for: each halving of the
     # smallest face roughly doubles the detector's work (README: `fer bench-faces`).
     min_face_fraction: float = Field(ge=0.0, le=1.0)
@@ -260,9 +267,11 @@ class Params(_Section):
             raise ValueError("synthetic.photo: drawn photos are for the expression task; set it to false")
         if self.data.source in LOCAL_SOURCES and not _inside(self.data.path, PATHS.data):
             # fetch depends on the data folder only: a file elsewhere could change with `dvc status` clean.
-            raise ValueError(f"data.path: {self.data.path} is outside {PATHS.data}/, the only data the fetch stage "
-                             f"tracks; copy it in (cp -r {self.data.path} {PATHS.data}/), point data.path at the "
-                             "copy and `dvc add data`")
+            raise ValueError(
+                f"data.path: {self.data.path} is outside {PATHS.data}/, the only data the fetch stage "
+                f"tracks; copy it in (cp -r {self.data.path} {PATHS.data}/), point data.path at the "
+                "copy and `dvc add data`"
+            )
         return self
 
     def train_config(self, name: str) -> TrainParams:

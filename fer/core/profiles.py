@@ -36,8 +36,9 @@ def write_profile(base_path: str | Path, profile_path: str | Path) -> None:
 
     round_trip = YAML()
     # null spelled out, as params.yaml does (ruamel writes nothing after the colon)
-    round_trip.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null",
-                                                                                          "null"))
+    round_trip.representer.add_representer(
+        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
     base = round_trip.load(Path(base_path).read_text())
     _patch_in_place(base, read_yaml(profile_path))
     with atomic_path(base_path) as tmp, tmp.open("w") as out:

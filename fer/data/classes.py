@@ -35,9 +35,11 @@ def check_task(dataset: RawDataset, task: str, source: str) -> None:
     """The data must carry the labels `task` learns."""
     label_set = dataset.label_set
     if label_set.task != task:
-        raise FerError(f"data.source={source}: the data holds {label_set.task} labels "
-                       f"({', '.join(label_set.classes[:5])}{', ...' if len(label_set.classes) > 5 else ''}) but "
-                       f"task is {task}; set task: {label_set.task}, or point data.path at {task} data")
+        raise FerError(
+            f"data.source={source}: the data holds {label_set.task} labels "
+            f"({', '.join(label_set.classes[:5])}{', ...' if len(label_set.classes) > 5 else ''}) but "
+            f"task is {task}; set task: {label_set.task}, or point data.path at {task} data"
+        )
     _enough_classes(label_set, f"data.source={source}")
 
 
@@ -45,12 +47,16 @@ def check_every_class_has_images(dataset: RawDataset, source: str) -> None:
     """A class the task cannot learn for lack of images: an empty class folder, usually."""
     empty = dataset.label_set.head.unlearnable(dataset.labels)
     if empty:
-        raise FerError(f"data.source={source}: class {empty[0]!r} has no readable image (an empty class folder?); "
-                       f"add images, remove the folder, or leave it out of {PARAM}")
+        raise FerError(
+            f"data.source={source}: class {empty[0]!r} has no readable image (an empty class folder?); "
+            f"add images, remove the folder, or leave it out of {PARAM}"
+        )
 
 
 def _enough_classes(label_set: LabelSet, where: str) -> None:
     least, classes = label_set.head.min_classes, label_set.classes
     if len(classes) < least:
-        raise FerError(f"{where}: leaves {len(classes)} class(es) ({', '.join(classes) or 'none'}); the "
-                       f"{label_set.task} task needs at least {least}")
+        raise FerError(
+            f"{where}: leaves {len(classes)} class(es) ({', '.join(classes) or 'none'}); the "
+            f"{label_set.task} task needs at least {least}"
+        )

@@ -30,8 +30,10 @@ def save_images(out_dir: str | Path, images: np.ndarray, manifest: pd.DataFrame,
 def save_manifest(folder: Path, n_images: int, manifest: pd.DataFrame, label_set: LabelSet) -> None:
     """The manifest and label set beside a folder's n_images images."""
     if n_images != len(manifest) or not set(label_set.column_names()) <= set(manifest):
-        raise FerError(f"{folder}: need one manifest row with {label_set.task} labels per image "
-                       f"(got {n_images} images, {len(manifest)} rows)")
+        raise FerError(
+            f"{folder}: need one manifest row with {label_set.task} labels per image "
+            f"(got {n_images} images, {len(manifest)} rows)"
+        )
     manifest.to_csv(folder / MANIFEST, index=False)
     label_set.save(folder)
 
@@ -50,8 +52,13 @@ def load_images(in_dir: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
     return images, load_manifest(in_dir)
 
 
-def save_splits(out_dir: str | Path, images: np.ndarray | NpyRows, manifest: pd.DataFrame, assignment: np.ndarray,
-                label_set: LabelSet) -> None:
+def save_splits(
+    out_dir: str | Path,
+    images: np.ndarray | NpyRows,
+    manifest: pd.DataFrame,
+    assignment: np.ndarray,
+    label_set: LabelSet,
+) -> None:
     """One sub-folder per split (SPLITS), each with its images and manifest rows, written as one atomic folder.
 
     The images (an array, or NpyRows on disk) are read once, a chunk at a time, each row appended to its split.
@@ -63,9 +70,9 @@ def save_splits(out_dir: str | Path, images: np.ndarray | NpyRows, manifest: pd.
             writers[name] = files.enter_context(NpyAppender(tmp / name / IMAGES, images.shape[1:]))
         step = chunk_rows(images)
         for start in range(0, len(images), step):
-            chunk = images[start:start + step]
+            chunk = images[start : start + step]
             for name, writer in writers.items():
-                writer.append(chunk[assignment[start:start + len(chunk)] == name])
+                writer.append(chunk[assignment[start : start + len(chunk)] == name])
         files.close()
         for name in SPLITS:
             rows = np.flatnonzero(assignment == name)
@@ -98,7 +105,6 @@ def load_split(split_dir: str | Path, name: str) -> tuple[np.ndarray, np.ndarray
 def split_label_set(split_dir: str | Path) -> LabelSet:
     """What the labels of a split folder mean (the train split's label set, the same in every split)."""
     return LabelSet.load(Path(split_dir) / TRAIN)
-
 
 
 def training_data(split_dir: str | Path) -> dict:

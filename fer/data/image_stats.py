@@ -11,8 +11,13 @@ DETECTION_STATS = ("face_size", "detector_score")
 def laplacian_variance(faces: np.ndarray) -> np.ndarray:
     """cv2.Laplacian(face, CV_64F).var() of every face at once (same 4-neighbour kernel, reflect-101 border)."""
     padded = np.pad(faces.astype(np.float64), ((0, 0), (1, 1), (1, 1)), mode="reflect")
-    laplacian = (padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1] + padded[:, 1:-1, :-2] + padded[:, 1:-1, 2:]
-                 - 4 * padded[:, 1:-1, 1:-1])
+    laplacian = (
+        padded[:, :-2, 1:-1]
+        + padded[:, 2:, 1:-1]
+        + padded[:, 1:-1, :-2]
+        + padded[:, 1:-1, 2:]
+        - 4 * padded[:, 1:-1, 1:-1]
+    )
     return laplacian.reshape(len(faces), -1).var(axis=1)
 
 

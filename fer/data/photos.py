@@ -26,8 +26,8 @@ class BadPhoto(FerError):
 
 class Decoded(NamedTuple):
     grey: np.ndarray  # (H, W) uint8, upright
-    bits: int         # bits per sample of the source: 8, or 16 when it was scaled down to 8
-    scale: float      # the source's size over grey's (> 1 when decoded at reduced size)
+    bits: int  # bits per sample of the source: 8, or 16 when it was scaled down to 8
+    scale: float  # the source's size over grey's (> 1 when decoded at reduced size)
 
 
 def decode_image(source: str | Path | BinaryIO, name: str, max_pixels: int, max_side: int) -> Decoded:
@@ -42,8 +42,9 @@ def decode_image(source: str | Path | BinaryIO, name: str, max_pixels: int, max_
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # over PIL's limit: a bomb too
             with Image.open(source) as image:
                 if image.width * image.height > max_pixels:
-                    raise BadPhoto(f"{name}: {image.width}x{image.height} pixels is over the {max_pixels}-pixel "
-                                   "limit", 413)
+                    raise BadPhoto(
+                        f"{name}: {image.width}x{image.height} pixels is over the {max_pixels}-pixel limit", 413
+                    )
                 original_side = max(image.size)
                 image.draft("L", (max_side, max_side))
                 ImageOps.exif_transpose(image, in_place=True)  # phone photos are often stored sideways
@@ -64,8 +65,9 @@ def _grey(image: Image.Image, name: str) -> tuple[Image.Image, int]:
         wide = np.asarray(image).astype(np.uint32)
         return Image.fromarray(((wide * 255 + 32767) // 65535).astype(np.uint8)), 16
     if image.mode in ("I", "F"):  # 32-bit samples have no one scale to 0..255
-        raise BadPhoto(f"{name}: 32-bit {'float' if image.mode == 'F' else 'integer'} pixels; "
-                       "expected 8- or 16-bit samples", 415)
+        raise BadPhoto(
+            f"{name}: 32-bit {'float' if image.mode == 'F' else 'integer'} pixels; expected 8- or 16-bit samples", 415
+        )
     return _grey_on_white(image), 8
 
 

@@ -44,18 +44,22 @@ class RaggedImages:
     def __getitem__(self, index):
         if not isinstance(index, slice):
             row = range(len(self))[index]
-            return self[row:row + 1][0]
+            return self[row : row + 1][0]
         rows = range(*index.indices(len(self)))
         sizes = self.heights[rows] * self.widths[rows]
         if not rows:
             return []
         start, stop = self.offsets[rows].min(), (self.offsets[rows] + sizes).max()
         if stop - start > 2 * sizes.sum():  # rows far apart (a subset): read each alone
-            return [self.pixels.read(self.offsets[i], self.offsets[i] + size).reshape(self.heights[i], self.widths[i])
-                    for i, size in zip(rows, sizes)]
+            return [
+                self.pixels.read(self.offsets[i], self.offsets[i] + size).reshape(self.heights[i], self.widths[i])
+                for i, size in zip(rows, sizes)
+            ]
         block = self.pixels.read(start, stop)
-        return [block[self.offsets[i] - start:][:size].reshape(self.heights[i], self.widths[i])
-                for i, size in zip(rows, sizes)]
+        return [
+            block[self.offsets[i] - start :][:size].reshape(self.heights[i], self.widths[i])
+            for i, size in zip(rows, sizes)
+        ]
 
 
 class ImageSpool:
@@ -117,10 +121,16 @@ class RawDataset:
 
     def subset(self, rows: np.ndarray, labels: np.ndarray, label_set: LabelSet) -> "RawDataset":
         """These rows (ascending indices), relabelled; the images are not read."""
-        images = self.images.subset(rows) if isinstance(self.images, RaggedImages) else \
-            [self.images[i] for i in rows]
-        return RawDataset(images, labels, [self.usage[i] for i in rows], [self.source[i] for i in rows], label_set,
-                          self.skipped, self.sixteen_bit)
+        images = self.images.subset(rows) if isinstance(self.images, RaggedImages) else [self.images[i] for i in rows]
+        return RawDataset(
+            images,
+            labels,
+            [self.usage[i] for i in rows],
+            [self.source[i] for i in rows],
+            label_set,
+            self.skipped,
+            self.sixteen_bit,
+        )
 
 
 def save(ds: RawDataset, out_dir: str | Path) -> None:
@@ -131,7 +141,7 @@ def save(ds: RawDataset, out_dir: str | Path) -> None:
         with NpyAppender(tmp / PIXELS, ()) as pixels:
             shapes = np.empty((len(ds), 2), dtype=np.int64)
             for start in range(0, len(ds), SAVE_CHUNK):
-                for i, image in enumerate(ds.images[start:start + SAVE_CHUNK], start):
+                for i, image in enumerate(ds.images[start : start + SAVE_CHUNK], start):
                     shapes[i] = image.shape
                     pixels.append(np.ravel(image))
         _manifest(ds, shapes).to_csv(tmp / MANIFEST, index=False)
@@ -141,14 +151,16 @@ def save(ds: RawDataset, out_dir: str | Path) -> None:
 def _manifest(ds: RawDataset, shapes: np.ndarray) -> pd.DataFrame:
     sizes = shapes[:, 0] * shapes[:, 1]
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    return pd.DataFrame({
-        **ds.label_set.columns(ds.labels),
-        "usage": ds.usage,
-        "height": shapes[:, 0],
-        "width": shapes[:, 1],
-        "offset": offsets,
-        "source": ds.source,
-    })
+    return pd.DataFrame(
+        {
+            **ds.label_set.columns(ds.labels),
+            "usage": ds.usage,
+            "height": shapes[:, 0],
+            "width": shapes[:, 1],
+            "offset": offsets,
+            "source": ds.source,
+        }
+    )
 
 
 def read_manifest(path: Path, what: str, **read_csv_options) -> pd.DataFrame:
@@ -163,13 +175,20 @@ def read_manifest(path: Path, what: str, **read_csv_options) -> pd.DataFrame:
 def load(in_dir: str | Path) -> RawDataset:
     in_dir = Path(in_dir)
     if not in_dir.is_dir():
-        raise FerError(f"{in_dir}: not found; expected the raw dataset folder of the fetch stage ({PIXELS}, "
-                       f"{MANIFEST} and its label set): run dvc repro fetch")
+        raise FerError(
+            f"{in_dir}: not found; expected the raw dataset folder of the fetch stage ({PIXELS}, "
+            f"{MANIFEST} and its label set): run dvc repro fetch"
+        )
     pixels = NpyRows(in_dir / PIXELS, "the fetched images (every pixel concatenated: a 1-D uint8 .npy array)")
-    m = read_manifest(in_dir / MANIFEST, "the manifest of the fetched images (a CSV, one row per image)",
-                      dtype={"usage": str, "source": str})
+    m = read_manifest(
+        in_dir / MANIFEST,
+        "the manifest of the fetched images (a CSV, one row per image)",
+        dtype={"usage": str, "source": str},
+    )
     label_set = LabelSet.load(in_dir)
-    images = RaggedImages(pixels, m["height"].to_numpy(np.int64), m["width"].to_numpy(np.int64),
-                          m["offset"].to_numpy(np.int64))
-    return RawDataset(images, label_set.from_columns(m, str(in_dir / MANIFEST)), list(m["usage"]), list(m["source"]),
-                      label_set)
+    images = RaggedImages(
+        pixels, m["height"].to_numpy(np.int64), m["width"].to_numpy(np.int64), m["offset"].to_numpy(np.int64)
+    )
+    return RawDataset(
+        images, label_set.from_columns(m, str(in_dir / MANIFEST)), list(m["usage"]), list(m["source"]), label_set
+    )

@@ -27,17 +27,21 @@ def duplicate_groups(images) -> np.ndarray:
 def _stratified(indices: np.ndarray, strata: np.ndarray | None, held_out: int, seed: int):
     """Split `indices` into (rest, held_out) with `held_out` images held out, stratified by class."""
     try:
-        return train_test_split(indices, test_size=held_out, random_state=seed,
-                                stratify=None if strata is None else strata[indices])
+        return train_test_split(
+            indices, test_size=held_out, random_state=seed, stratify=None if strata is None else strata[indices]
+        )
     except ValueError as err:
         counts = np.bincount(strata[indices]) if strata is not None else [len(indices)]
         present = {k: int(c) for k, c in enumerate(counts) if c}
-        raise FerError(f"split: cannot stratify the images per class index {present} ({err}); "
-                       "every class needs a few images (at least 10 is safe)") from None
+        raise FerError(
+            f"split: cannot stratify the images per class index {present} ({err}); "
+            "every class needs a few images (at least 10 is safe)"
+        ) from None
 
 
-def stratified_assignment(strata: np.ndarray | None, owner: np.ndarray, val: float, test: float,
-                          seed: int) -> np.ndarray:
+def stratified_assignment(
+    strata: np.ndarray | None, owner: np.ndarray, val: float, test: float, seed: int
+) -> np.ndarray:
     """Split unique images stratified by label; each duplicate follows the image it copies."""
     unique = np.flatnonzero(owner == np.arange(len(owner)))
     rest, test_idx = _stratified(unique, strata, round(test * len(unique)), seed)
@@ -48,8 +52,9 @@ def stratified_assignment(strata: np.ndarray | None, owner: np.ndarray, val: flo
     return assignment[owner]
 
 
-def original_assignment(usage: np.ndarray, strata: np.ndarray | None, owner: np.ndarray, val: float,
-                        seed: int) -> np.ndarray:
+def original_assignment(
+    usage: np.ndarray, strata: np.ndarray | None, owner: np.ndarray, val: float, seed: int
+) -> np.ndarray:
     """Keep the source's own split (FER2013 Training/PublicTest/PrivateTest, CelebA's list_eval_partition).
 
     Sources that ship only train/test (msambare) get a stratified val carved out of train. Where
@@ -58,8 +63,10 @@ def original_assignment(usage: np.ndarray, strata: np.ndarray | None, owner: np.
     """
     usage = np.asarray(usage, dtype=object)
     if not np.isin(usage, SPLITS).all():
-        raise FerError("split.strategy=original: the source has images without a train/test usage; "
-                       "use split.strategy=stratified for this dataset")
+        raise FerError(
+            "split.strategy=original: the source has images without a train/test usage; "
+            "use split.strategy=stratified for this dataset"
+        )
     if TEST not in usage:
         raise FerError("split.strategy=original: the source defines no test images; use stratified")
     assignment = usage.copy()

@@ -12,8 +12,16 @@ from fer.core.storage import atomic_path, file_sha256
 from fer.evaluate.leaderboard import best_run, runs_by_model
 from fer.evaluate.records import ChampionRecord, Evaluation, write_record
 
-HEADLINE = ("accuracy", "accuracy_ci_low", "accuracy_ci_high", "macro_f1", "macro_f1_ci_low", "macro_f1_ci_high",
-            "ece", "latency_ms")
+HEADLINE = (
+    "accuracy",
+    "accuracy_ci_low",
+    "accuracy_ci_high",
+    "macro_f1",
+    "macro_f1_ci_low",
+    "macro_f1_ci_high",
+    "ece",
+    "latency_ms",
+)
 
 
 def champion_run(leaderboard: dict, evaluations: list[Evaluation]) -> Evaluation:
@@ -21,8 +29,9 @@ def champion_run(leaderboard: dict, evaluations: list[Evaluation]) -> Evaluation
     return best_run(runs_by_model(evaluations)[leaderboard["champion"]], leaderboard["rank_by"])
 
 
-def promote_champion(leaderboard: dict, evaluations: list[Evaluation], checkpoint_path: str | Path,
-                     record_path: str | Path) -> ChampionRecord:
+def promote_champion(
+    leaderboard: dict, evaluations: list[Evaluation], checkpoint_path: str | Path, record_path: str | Path
+) -> ChampionRecord:
     """Copy the champion's checkpoint to checkpoint_path and write its record; returns the record."""
     champion = champion_run(leaderboard, evaluations)
     source = Path(champion.checkpoint)
@@ -30,9 +39,15 @@ def promote_champion(leaderboard: dict, evaluations: list[Evaluation], checkpoin
         raise FerError(f"{source}: changed since it was evaluated; re-run its evaluate stage (dvc repro)")
     with atomic_path(checkpoint_path) as tmp:
         shutil.copyfile(source, tmp)
-    record = ChampionRecord(name=champion.model, arch=champion.arch, seed=champion.seed,
-                            checkpoint=str(checkpoint_path), sha256=champion.sha256, promoted_from=str(source),
-                            rank_by=leaderboard["rank_by"],
-                            test_metrics={key: getattr(champion, key) for key in HEADLINE})
+    record = ChampionRecord(
+        name=champion.model,
+        arch=champion.arch,
+        seed=champion.seed,
+        checkpoint=str(checkpoint_path),
+        sha256=champion.sha256,
+        promoted_from=str(source),
+        rank_by=leaderboard["rank_by"],
+        test_metrics={key: getattr(champion, key) for key in HEADLINE},
+    )
     write_record(record_path, record)
     return record

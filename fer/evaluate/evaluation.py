@@ -46,9 +46,17 @@ class Evaluated:
     per_image: list[PredictionRow]
 
 
-def evaluate_checkpoint(checkpoint_path: str | Path, images: np.ndarray, labels: np.ndarray, label_set: LabelSet,
-                        params: EvaluateParams, *, predictions_path: str | Path, device: str | torch.device = "cpu",
-                        train_labels: np.ndarray | None = None) -> tuple[Evaluated, np.ndarray]:
+def evaluate_checkpoint(
+    checkpoint_path: str | Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    label_set: LabelSet,
+    params: EvaluateParams,
+    *,
+    predictions_path: str | Path,
+    device: str | torch.device = "cpu",
+    train_labels: np.ndarray | None = None,
+) -> tuple[Evaluated, np.ndarray]:
     """(evaluation, predictions) of a checkpoint on uint8 images (N, H, W) and their labels.
 
     Predictions are the label set's decisions: class indices (N,), or 0/1 attributes (N, K). predictions_path:
@@ -57,9 +65,11 @@ def evaluate_checkpoint(checkpoint_path: str | Path, images: np.ndarray, labels:
     """
     model, record = load_checkpoint(checkpoint_path, device)
     if record.label_set != label_set:
-        raise FerError(f"{checkpoint_path}: a model for the {record.task} task ({', '.join(record.classes)}), but the "
-                       f"split's {label_set.task} labels are {', '.join(label_set.classes)}; expected a checkpoint "
-                       "trained on this split (dvc repro)")
+        raise FerError(
+            f"{checkpoint_path}: a model for the {record.task} task ({', '.join(record.classes)}), but the "
+            f"split's {label_set.task} labels are {', '.join(label_set.classes)}; expected a checkpoint "
+            "trained on this split (dvc repro)"
+        )
     images_tensor = torch.from_numpy(np.ascontiguousarray(images))
     head = label_set.head
     probabilities = predict_probabilities(model, images_tensor.to(device), record.input_spec, head, params.tta_flip)
@@ -71,12 +81,23 @@ def evaluate_checkpoint(checkpoint_path: str | Path, images: np.ndarray, labels:
     confusion = quality.pop("confusion")
     quality.pop("confusion_normalized")
     evaluation = Evaluation(
-        model=record.name, arch=record.arch, task=record.task, seed=record.seed, checkpoint=str(checkpoint_path),
-        sha256=file_sha256(checkpoint_path), predictions=str(predictions_path), classes=record.classes,
-        test_images=len(labels), **quality,
-        accuracy_ci_low=round_metric(accuracy.low), accuracy_ci_high=round_metric(accuracy.high),
-        macro_f1_ci_low=round_metric(macro_f1.low), macro_f1_ci_high=round_metric(macro_f1.high),
-        ece=round_metric(ece), params=count_parameters(model), size_bytes=Path(checkpoint_path).stat().st_size,
+        model=record.name,
+        arch=record.arch,
+        task=record.task,
+        seed=record.seed,
+        checkpoint=str(checkpoint_path),
+        sha256=file_sha256(checkpoint_path),
+        predictions=str(predictions_path),
+        classes=record.classes,
+        test_images=len(labels),
+        **quality,
+        accuracy_ci_low=round_metric(accuracy.low),
+        accuracy_ci_high=round_metric(accuracy.high),
+        macro_f1_ci_low=round_metric(macro_f1.low),
+        macro_f1_ci_high=round_metric(macro_f1.high),
+        ece=round_metric(ece),
+        params=count_parameters(model),
+        size_bytes=Path(checkpoint_path).stat().st_size,
         latency_ms=round_metric(cpu_latency_ms(model, images_tensor, record.input_spec, params.latency_images)),
     )
     per_image = [PredictionRow(**row) for row in head.per_image(labels, probabilities)]
@@ -91,8 +112,11 @@ def confusion_cells(confusion: list[list[int]], label_set: LabelSet) -> list[dic
     when a model never predicts it (per-image records would drop that column).
     """
     rows, columns = label_set.head.confusion_axes()
-    return [{"actual": rows[actual], "predicted": columns[predicted], "count": count}
-            for actual, row in enumerate(confusion) for predicted, count in enumerate(row)]
+    return [
+        {"actual": rows[actual], "predicted": columns[predicted], "count": count}
+        for actual, row in enumerate(confusion)
+        for predicted, count in enumerate(row)
+    ]
 
 
 def write_evaluation(evaluated: Evaluated, metrics_path: str | Path, *confusion_paths: str | Path) -> None:

@@ -21,10 +21,10 @@ from fer.runtime.checkpoint import load_checkpoint
 from fer.runtime.inputs import model_input
 from fer.runtime.record import ModelRecord
 
-TILE = 96          # pixels a test image is drawn at
-CAPTION = 26       # pixels of text under each tile (two lines of PIL's default font)
+TILE = 96  # pixels a test image is drawn at
+CAPTION = 26  # pixels of text under each tile (two lines of PIL's default font)
 ERRORS_SHOWN = 16
-PER_CLASS = 4      # test images a class's activation maps are drawn on
+PER_CLASS = 4  # test images a class's activation maps are drawn on
 
 
 def confidently_wrong(rows: list[PredictionRow], n: int = ERRORS_SHOWN) -> list[PredictionRow]:
@@ -58,8 +58,9 @@ def _save_grid(tiles: list[tuple[Image.Image, str]], columns: int, path: str | P
 def draw_confident_errors(images: np.ndarray, rows: list[PredictionRow], path: str | Path) -> None:
     """A grid of the most confidently wrong test images, each captioned with its true and predicted label."""
     wrong = confidently_wrong(rows)
-    tiles = [(_tile(images[row.image]), f"true {row.actual}\npred {row.predicted} {row.confidence:.0%}")
-             for row in wrong]
+    tiles = [
+        (_tile(images[row.image]), f"true {row.actual}\npred {row.predicted} {row.confidence:.0%}") for row in wrong
+    ]
     _save_grid(tiles or [(_tile(np.full((8, 8), 255, np.uint8)), "no wrong\nprediction")], 4, path)
 
 
@@ -68,8 +69,7 @@ def _last_conv(model: torch.nn.Module) -> torch.nn.Conv2d | None:
     return convs[-1] if convs else None
 
 
-def activation_maps(model: torch.nn.Module, record: ModelRecord, images: np.ndarray, classes: list[int]
-                    ) -> np.ndarray:
+def activation_maps(model: torch.nn.Module, record: ModelRecord, images: np.ndarray, classes: list[int]) -> np.ndarray:
     """(N, H, W) maps in [0, 1] of where the model looks for classes[i] in images[i] (uint8 (N, H, W))."""
     for module in model.modules():  # an in-place activation would overwrite the feature maps Grad-CAM reads
         if hasattr(module, "inplace"):
@@ -100,8 +100,9 @@ def activation_maps(model: torch.nn.Module, record: ModelRecord, images: np.ndar
     return (heat / peak).detach().numpy()
 
 
-def draw_activation_maps(model: torch.nn.Module, record: ModelRecord, images: np.ndarray, labels: np.ndarray,
-                         path: str | Path) -> None:
+def draw_activation_maps(
+    model: torch.nn.Module, record: ModelRecord, images: np.ndarray, labels: np.ndarray, path: str | Path
+) -> None:
     """Per class a row of PER_CLASS test images of it (attributes: images showing it), each overlaid with where
     the model looks for that class; a class without test images is left out."""
     shown, wanted = [], []

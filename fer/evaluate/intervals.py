@@ -23,8 +23,9 @@ class Interval:
     high: float
 
 
-def score_intervals(truth: np.ndarray, guess: np.ndarray, head: TaskHead, confidence: float,
-                    resamples: int) -> tuple[Interval, Interval]:
+def score_intervals(
+    truth: np.ndarray, guess: np.ndarray, head: TaskHead, confidence: float, resamples: int
+) -> tuple[Interval, Interval]:
     """Percentile-bootstrap intervals (accuracy, macro-F1) of the head's decisions against labels, resampling
     test images."""
 
@@ -32,8 +33,15 @@ def score_intervals(truth: np.ndarray, guess: np.ndarray, head: TaskHead, confid
         return head.resampled_scores(truth[images], guess[images])
 
     # Percentile, not BCa: a score of exactly 0 or 1 (a tiny or perfect test) leaves BCa undefined.
-    result = bootstrap((np.arange(len(truth)),), scores, vectorized=True, n_resamples=resamples, batch=BATCH,
-                       confidence_level=confidence, method="percentile",
-                       random_state=np.random.default_rng(BOOTSTRAP_SEED))
+    result = bootstrap(
+        (np.arange(len(truth)),),
+        scores,
+        vectorized=True,
+        n_resamples=resamples,
+        batch=BATCH,
+        confidence_level=confidence,
+        method="percentile",
+        random_state=np.random.default_rng(BOOTSTRAP_SEED),
+    )
     low, high = result.confidence_interval
     return Interval(float(low[0]), float(high[0])), Interval(float(low[1]), float(high[1]))

@@ -18,9 +18,18 @@ from fer.core.tasks import HEADS
 from fer.evaluate.records import Evaluation, read_evaluation, read_predictions
 from fer.evaluate.significance import mcnemar, paired_correctness
 
-LEADERBOARD_COLUMNS = ("accuracy", "accuracy_ci_low", "accuracy_ci_high", "macro_f1", "macro_f1_ci_low",
-                       "macro_f1_ci_high", "ece", "latency_ms", "params")
-SPREAD_COLUMNS = ("accuracy", "macro_f1")   # their std over seeds is reported when a model has several
+LEADERBOARD_COLUMNS = (
+    "accuracy",
+    "accuracy_ci_low",
+    "accuracy_ci_high",
+    "macro_f1",
+    "macro_f1_ci_low",
+    "macro_f1_ci_high",
+    "ece",
+    "latency_ms",
+    "params",
+)
+SPREAD_COLUMNS = ("accuracy", "macro_f1")  # their std over seeds is reported when a model has several
 CHAMPION_MARK = " (champion)"
 
 
@@ -36,8 +45,10 @@ def current_runs(evaluations: list[Evaluation], models, seeds: list[int], tuned_
     kept = [e for e in evaluations if (e.model, e.seed) in wanted or e.model == tuned_name]
     missing = sorted(wanted - {(e.model, e.seed) for e in kept})
     if missing:
-        raise FerError(f"compare: no evaluation of {', '.join(f'{model} (seed {seed})' for model, seed in missing)}; "
-                       f"run its evaluate stage (dvc repro)")
+        raise FerError(
+            f"compare: no evaluation of {', '.join(f'{model} (seed {seed})' for model, seed in missing)}; "
+            f"run its evaluate stage (dvc repro)"
+        )
     return kept
 
 
@@ -45,8 +56,10 @@ def runs_by_model(evaluations: list[Evaluation]) -> dict[str, list[Evaluation]]:
     """The evaluations grouped by model name, each group in seed order; a (model, seed) pair appears once."""
     runs = [(evaluation.model, evaluation.seed) for evaluation in evaluations]
     if len(set(runs)) != len(runs):
-        raise FerError(f"compare: each model and seed must be evaluated once, got "
-                       f"{', '.join(f'{model} (seed {seed})' for model, seed in runs)}")
+        raise FerError(
+            f"compare: each model and seed must be evaluated once, got "
+            f"{', '.join(f'{model} (seed {seed})' for model, seed in runs)}"
+        )
     grouped: dict[str, list[Evaluation]] = {}
     for evaluation in sorted(evaluations, key=lambda e: (e.model, e.seed)):
         grouped.setdefault(evaluation.model, []).append(evaluation)
@@ -79,8 +92,9 @@ def build_leaderboard(evaluations: list[Evaluation], params: CompareParams) -> d
     if not evaluations:
         raise FerError("compare: no model evaluations to rank; run the evaluate stage for at least one model")
     summaries = {name: _summary(runs) for name, runs in runs_by_model(evaluations).items()}
-    ranked = sorted(summaries, key=lambda n: (-summaries[n][params.rank_by], -summaries[n]["accuracy"],
-                                              summaries[n]["params"], n))
+    ranked = sorted(
+        summaries, key=lambda n: (-summaries[n][params.rank_by], -summaries[n]["accuracy"], summaries[n]["params"], n)
+    )
     several = any(summary["seeds"] > 1 for summary in summaries.values())
     extra = ("seeds", *(f"{key}_std" for key in SPREAD_COLUMNS)) if several else ()
     task = _one_task(evaluations)
@@ -90,8 +104,10 @@ def build_leaderboard(evaluations: list[Evaluation], params: CompareParams) -> d
         "rank_by": params.rank_by,
         # The same for every model: they depend on the split only.
         **{key: getattr(evaluations[0], key) for key in HEADS[task].baselines},
-        "models": {name: {"rank": rank, **{key: summaries[name][key] for key in (*LEADERBOARD_COLUMNS, *extra)}}
-                   for rank, name in enumerate(ranked, start=1)},
+        "models": {
+            name: {"rank": rank, **{key: summaries[name][key] for key in (*LEADERBOARD_COLUMNS, *extra)}}
+            for rank, name in enumerate(ranked, start=1)
+        },
     }
 
 
@@ -106,8 +122,11 @@ def mark_ties(leaderboard: dict, evaluations: list[Evaluation], alpha: float) ->
     models = {}
     for name, row in leaderboard["models"].items():
         if name != leaderboard["champion"]:
-            correct = paired_correctness(champion_rows, read_predictions(runs[name].predictions),
-                                         f"{champion.predictions} and {runs[name].predictions}")
+            correct = paired_correctness(
+                champion_rows,
+                read_predictions(runs[name].predictions),
+                f"{champion.predictions} and {runs[name].predictions}",
+            )
             p_value = mcnemar(*correct).p_value
             row = {**row, "vs_champion_p": round(p_value, 4), "tied_with_champion": p_value >= alpha}
         models[name] = row
@@ -148,21 +167,30 @@ def markdown_table(leaderboard: dict) -> str:
     lines = [
         f"Ranked by {leaderboard['rank_by']}{' (mean over seeds)' if several else ''}; [95% bootstrap interval over "
         "the test images]"
-        + (f"; vs champion: exact McNemar test of its best run against the champion's on the same test images, "
-           f"tied when p ≥ {leaderboard['alpha']}" if paired else "") + "."
+        + (
+            f"; vs champion: exact McNemar test of its best run against the champion's on the same test images, "
+            f"tied when p ≥ {leaderboard['alpha']}"
+            if paired
+            else ""
+        )
+        + "."
         + (f" {note}" if note else ""),
         "",
-        f"| Rank | Model | {accuracy}{spread} | {f1}{spread} |" + (" vs champion |" if paired else "")
-        + " ECE | Latency (ms) | Params (M) |" + (" Seeds |" if several else ""),
+        f"| Rank | Model | {accuracy}{spread} | {f1}{spread} |"
+        + (" vs champion |" if paired else "")
+        + " ECE | Latency (ms) | Params (M) |"
+        + (" Seeds |" if several else ""),
         "|---:|:---|---:|---:|" + (":---|" if paired else "") + "---:|---:|---:|" + ("---:|" if several else ""),
     ]
     for name, row in rows.items():
         label = name + (CHAMPION_MARK if name == leaderboard["champion"] else "")
         rank = "=1" if row.get("tied_with_champion") else str(row["rank"])
-        lines.append(f"| {rank} | {label} | {_with_spread(row, 'accuracy')} | {_with_spread(row, 'macro_f1')} |"
-                     + (f" {_versus_champion(row)} |" if paired else "")
-                     + f" {row['ece']:.4f} | {row['latency_ms']:.3f} | {row['params'] / 1e6:.3f} |"
-                     + (f" {row['seeds']} |" if several else ""))
+        lines.append(
+            f"| {rank} | {label} | {_with_spread(row, 'accuracy')} | {_with_spread(row, 'macro_f1')} |"
+            + (f" {_versus_champion(row)} |" if paired else "")
+            + f" {row['ece']:.4f} | {row['latency_ms']:.3f} | {row['params'] / 1e6:.3f} |"
+            + (f" {row['seeds']} |" if several else "")
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -172,8 +200,9 @@ def bar_rows(leaderboard: dict) -> list[dict]:
     return [{"rank": row["rank"], "model": name, metric: row[metric]} for name, row in leaderboard["models"].items()]
 
 
-def write_leaderboard(leaderboard: dict, json_path: str | Path, markdown_path: str | Path,
-                      bars_path: str | Path) -> None:
+def write_leaderboard(
+    leaderboard: dict, json_path: str | Path, markdown_path: str | Path, bars_path: str | Path
+) -> None:
     write_json(json_path, leaderboard)
     with atomic_path(markdown_path) as tmp:
         tmp.write_text(markdown_table(leaderboard))

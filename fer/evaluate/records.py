@@ -25,17 +25,17 @@ class Evaluation(_Record):
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
-    model: str                      # its leaderboard row
+    model: str  # its leaderboard row
     arch: str
-    task: str                       # one of fer.core.tasks.HEADS
+    task: str  # one of fer.core.tasks.HEADS
     seed: int
     checkpoint: str
-    sha256: str                     # of the checkpoint file scored
-    predictions: str                # its per-image predictions file (PredictionRow list)
+    sha256: str  # of the checkpoint file scored
+    predictions: str  # its per-image predictions file (PredictionRow list)
     classes: list[str]
     test_images: int
     accuracy: float
-    accuracy_ci_low: float          # bootstrap interval over the test images (evaluate.interval)
+    accuracy_ci_low: float  # bootstrap interval over the test images (evaluate.interval)
     accuracy_ci_high: float
     macro_f1: float
     macro_f1_ci_low: float
@@ -45,7 +45,6 @@ class Evaluation(_Record):
     params: int
     size_bytes: int
     latency_ms: float
-
 
     @field_validator("task")
     @classmethod
@@ -74,12 +73,12 @@ class PredictionRow(_Record):
     `predicted` as dvclive's log_sklearn_plot("confusion_matrix") writes them, plus what a paired comparison
     needs (the probability given to the true answer)."""
 
-    image: int                      # its row in the test split
-    actual: str                     # class name; attributes: "<attribute>: yes|no"
-    predicted: str                  # class name; attributes: "yes|no"
+    image: int  # its row in the test split
+    actual: str  # class name; attributes: "<attribute>: yes|no"
+    predicted: str  # class name; attributes: "yes|no"
     correct: bool
-    p_true: float                   # probability of the true class (attributes: of the true answer)
-    confidence: float               # probability of the predicted class (answer)
+    p_true: float  # probability of the true class (attributes: of the true answer)
+    confidence: float  # probability of the predicted class (answer)
 
 
 _ROWS = TypeAdapter(list[PredictionRow])
@@ -90,12 +89,17 @@ def _validated(model, data, where: str, what: str):
         return model.validate_python(data) if isinstance(model, TypeAdapter) else model.model_validate(data)
     except ValidationError as err:
         problem = err.errors()[0]
-        raise FerError(f"{where}: not {what} ({'.'.join(map(str, problem['loc']))}: {problem['msg']}); "
-                       "re-run the pipeline (dvc repro)") from None
+        raise FerError(
+            f"{where}: not {what} ({'.'.join(map(str, problem['loc']))}: {problem['msg']}); "
+            "re-run the pipeline (dvc repro)"
+        ) from None
 
 
-EVALUATION, CHAMPION, PREDICTIONS = ("the metrics of an evaluate stage", "the champion record written by the compare "
-                                     "stage", "the per-image test predictions of an evaluate stage")
+EVALUATION, CHAMPION, PREDICTIONS = (
+    "the metrics of an evaluate stage",
+    "the champion record written by the compare stage",
+    "the per-image test predictions of an evaluate stage",
+)
 
 
 def read_evaluation(path: str | Path) -> Evaluation:

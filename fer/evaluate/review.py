@@ -17,12 +17,12 @@ CHANGED, WITHIN_NOISE = "changed", "within noise"
 
 @dataclass(frozen=True)
 class Verdict:
-    run: str                 # the evaluation's name, e.g. cnn-seed42
-    old: float | None        # accuracy at the base revision (None: not evaluated there)
+    run: str  # the evaluation's name, e.g. cnn-seed42
+    old: float | None  # accuracy at the base revision (None: not evaluated there)
     new: float
-    verdict: str             # CHANGED | WITHIN_NOISE | "new"
-    evidence: str            # how the verdict was reached
-    seed_std: float | None   # the model's accuracy std over seeds, when it has several
+    verdict: str  # CHANGED | WITHIN_NOISE | "new"
+    evidence: str  # how the verdict was reached
+    seed_std: float | None  # the model's accuracy std over seeds, when it has several
 
     @property
     def change(self) -> float | None:
@@ -36,8 +36,15 @@ class Verdict:
         return abs(self.change) > 2 * self.seed_std
 
 
-def judge(run: str, old: dict | None, old_rows: list[PredictionRow] | None, new: Evaluation,
-          new_rows: list[PredictionRow], alpha: float, seed_std: float | None = None) -> Verdict:
+def judge(
+    run: str,
+    old: dict | None,
+    old_rows: list[PredictionRow] | None,
+    new: Evaluation,
+    new_rows: list[PredictionRow],
+    alpha: float,
+    seed_std: float | None = None,
+) -> Verdict:
     """The verdict on one evaluation. old: the base revision's metrics file as read (any age: only its
     `accuracy`, and its interval where it has one, are used); old_rows: its per-image predictions, if it has them."""
     if old is None:
@@ -51,8 +58,10 @@ def judge(run: str, old: dict | None, old_rows: list[PredictionRow] | None, new:
             paired = None
     if paired is not None:
         verdict = CHANGED if paired.beyond_noise(alpha) else WITHIN_NOISE
-        evidence = (f"paired: {paired.only_first_right} images right only before, {paired.only_second_right} only "
-                    f"now, McNemar p={paired.p_value:.2g}")
+        evidence = (
+            f"paired: {paired.only_first_right} images right only before, {paired.only_second_right} only "
+            f"now, McNemar p={paired.p_value:.2g}"
+        )
         return Verdict(run, old_accuracy, new.accuracy, verdict, evidence, seed_std)
     new_half = (new.accuracy_ci_high - new.accuracy_ci_low) / 2
     # An older record has no interval of its own; on the same number of test images its width is about the same.

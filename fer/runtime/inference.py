@@ -15,8 +15,9 @@ WARMUP_PASSES = 2
 
 
 @torch.inference_mode()
-def predict_logits(model: torch.nn.Module, images: torch.Tensor, spec: InputSpec,
-                   batch_size: int = 512) -> torch.Tensor:
+def predict_logits(
+    model: torch.nn.Module, images: torch.Tensor, spec: InputSpec, batch_size: int = 512
+) -> torch.Tensor:
     """Logits (N, C) in float32 for uint8 images already on the model's device."""
     model.eval()
     device = images.device
@@ -27,8 +28,9 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, spec: InputSpec
     return torch.cat(outputs)
 
 
-def predict_probabilities(model: torch.nn.Module, images: torch.Tensor, spec: InputSpec, head: TaskHead,
-                          tta_flip: bool = False) -> np.ndarray:
+def predict_probabilities(
+    model: torch.nn.Module, images: torch.Tensor, spec: InputSpec, head: TaskHead, tta_flip: bool = False
+) -> np.ndarray:
     """Probabilities (N, C) of uint8 images by the task head's activation (a softmax over the classes, a sigmoid
     per attribute); with tta_flip, averaged with those of the mirrors."""
     activation = head.activation

@@ -15,8 +15,9 @@ def to_device(images: np.ndarray, labels: np.ndarray, device: torch.device) -> t
     return images, torch.as_tensor(np.array(labels), device=device)
 
 
-def model_input(images: torch.Tensor, spec: InputSpec,
-                transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+def model_input(
+    images: torch.Tensor, spec: InputSpec, transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> torch.Tensor:
     """uint8 (B, H, W) -> normalised float (B, 1, S, S) in channels_last.
 
     transform (e.g. training augmentation) sees float (B, 1, H, W) images in [0, 1] before the resize.

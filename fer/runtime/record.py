@@ -20,20 +20,20 @@ class ModelRecord(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str                       # its identity: the leaderboard row, the served model's name
+    name: str  # its identity: the leaderboard row, the served model's name
     arch: str
-    task: str                       # a task of fer.core.tasks.HEADS: what the outputs mean
-    classes: list[str]              # output i is classes[i]
+    task: str  # a task of fer.core.tasks.HEADS: what the outputs mean
+    classes: list[str]  # output i is classes[i]
     image_size: int
     mean: float
     std: float
     options: dict
     dropout: float
     pretrained: bool | str
-    train: dict                     # the training params it was trained with
-    seed: int                       # the seed of its initial weights and batch order
-    tuned_from: str | None = None   # for the tune stage's model: the `models` entry whose settings were tuned
-    trained_on: dict                # fer.data.datasets.training_data of its split
+    train: dict  # the training params it was trained with
+    seed: int  # the seed of its initial weights and batch order
+    tuned_from: str | None = None  # for the tune stage's model: the `models` entry whose settings were tuned
+    trained_on: dict  # fer.data.datasets.training_data of its split
     best_epoch: int
     val_acc: float
 

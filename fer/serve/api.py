@@ -93,8 +93,13 @@ def create_app(predictor: Predictor, card: dict, log: PredictionLog | None = Non
         # One line, as for every other refusal (FastAPI's list of problems shows as [object Object] on the page).
         problem = err.errors()[0]
         field = ".".join(str(part) for part in problem["loc"] if part != "body")
-        return JSONResponse({"detail": f"{field}: {problem['msg'].lower()}; expected a photo in the form field "
-                                       "'file' (multipart/form-data)"}, 422)
+        return JSONResponse(
+            {
+                "detail": f"{field}: {problem['msg'].lower()}; expected a photo in the form field "
+                "'file' (multipart/form-data)"
+            },
+            422,
+        )
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def upload_page() -> str:
@@ -118,13 +123,13 @@ def create_app(predictor: Predictor, card: dict, log: PredictionLog | None = Non
                 # The log serves drift detection later; a full disk must not cost the user this answer.
                 logger.warning("prediction log %s: not written (%s)", log.path, one_line(err))
         height, width = (round(side * photo.scale) for side in photo.grey.shape)
-        return {"model": predictor.name, "width": width, "height": height,
-                "faces": [face.as_dict() for face in faces]}
+        return {"model": predictor.name, "width": width, "height": height, "faces": [face.as_dict() for face in faces]}
 
     @app.post("/predict")
     async def predict(file: Annotated[UploadFile, File(description="a photo: JPEG, PNG, WebP, ...")]) -> dict:
         data = await file.read(limits["max_bytes"] + 1)
-        return await asyncio.get_running_loop().run_in_executor(decoders, predict_photo, data,
-                                                                file.filename or "upload")
+        return await asyncio.get_running_loop().run_in_executor(
+            decoders, predict_photo, data, file.filename or "upload"
+        )
 
     return app

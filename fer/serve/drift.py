@@ -55,11 +55,16 @@ def drift_report(log_path: str | Path, split_dir: str | Path, out_dir: str | Pat
     logged = read_log(log_path)
     if logged.empty:
         raise FerError(f"{log_path}: no predictions logged yet")
-    unusable = [stat for stat in (*IMAGE_STATS, *DETECTION_STATS)
-                if not pd.api.types.is_numeric_dtype(logged[stat]) or logged[stat].isna().any()]
+    unusable = [
+        stat
+        for stat in (*IMAGE_STATS, *DETECTION_STATS)
+        if not pd.api.types.is_numeric_dtype(logged[stat]) or logged[stat].isna().any()
+    ]
     if unusable:
-        raise FerError(f"{log_path}: column {unusable[0]} holds text or NULL values; expected the numbers "
-                       "fer serve logs (was the log written by another program?)")
+        raise FerError(
+            f"{log_path}: column {unusable[0]} holds text or NULL values; expected the numbers "
+            "fer serve logs (was the log written by another program?)"
+        )
     train_faces, _ = load_split(split_dir, "train")
     reference = image_stats(train_faces)
     tests = {}
@@ -79,18 +84,33 @@ def drift_report(log_path: str | Path, split_dir: str | Path, out_dir: str | Pat
         "drifted": [stat for stat, t in tests.items() if t["drifted"]],
         "ks_tests": tests,
         # The training split holds aligned crops only, so these have no reference to test against.
-        "served_only": {stat: {"median": round(float(logged[stat].median()), 4),
-                               "min": round(float(logged[stat].min()), 4),
-                               "max": round(float(logged[stat].max()), 4)} for stat in DETECTION_STATS},
+        "served_only": {
+            stat: {
+                "median": round(float(logged[stat].median()), 4),
+                "min": round(float(logged[stat].min()), 4),
+                "max": round(float(logged[stat].max()), 4),
+            }
+            for stat in DETECTION_STATS
+        },
     }
-    lines = [f"# Input drift: {len(logged)} served faces against {len(train_faces)} training faces", "",
-             f"KS test per statistic, drift when p < {alpha}.", "",
-             "| statistic | KS | p | served median | training median | drift |", "|---|---:|---:|---:|---:|---|"]
-    lines += [f"| {stat} | {t['ks_statistic']} | {t['p_value']:.3g} | {t['served_median']} | {t['training_median']} "
-              f"| {'**yes**' if t['drifted'] else 'no'} |" for stat, t in tests.items()]
+    lines = [
+        f"# Input drift: {len(logged)} served faces against {len(train_faces)} training faces",
+        "",
+        f"KS test per statistic, drift when p < {alpha}.",
+        "",
+        "| statistic | KS | p | served median | training median | drift |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    lines += [
+        f"| {stat} | {t['ks_statistic']} | {t['p_value']:.3g} | {t['served_median']} | {t['training_median']} "
+        f"| {'**yes**' if t['drifted'] else 'no'} |"
+        for stat, t in tests.items()
+    ]
     lines += ["", *(f"![{stat}]({stat}.png)" for stat in IMAGE_STATS)]
-    files = {"drift.json": (json.dumps(report, indent=2) + "\n").encode(),
-             "drift.md": ("\n".join(lines) + "\n").encode()}
+    files = {
+        "drift.json": (json.dumps(report, indent=2) + "\n").encode(),
+        "drift.md": ("\n".join(lines) + "\n").encode(),
+    }
     for stat in IMAGE_STATS:
         spec = _histogram_spec(stat, logged[stat].to_numpy(), reference[stat])
         files[f"{stat}.png"] = vl_convert.vegalite_to_png(spec, scale=1.5)

@@ -15,8 +15,9 @@ def _git_revision(repo: Path) -> str | None:
         return None
     if done.returncode:
         return None
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                           capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True, text=True
+    ).stdout.strip()
     return done.stdout.strip() + ("-dirty" if dirty else "")
 
 
@@ -26,13 +27,20 @@ def training_note(record: ModelRecord) -> str:
     classes = ", ".join(name for name, count in seen["classes"].items() if count)
     what = f"trained on {seen['images']} {seen['source']} images of {classes}"
     if seen["source"] == "synthetic":
-        return (f"{what}, all drawn faces: its predictions on real photos are not meaningful until the "
-                "pipeline runs on FER2013")
+        return (
+            f"{what}, all drawn faces: its predictions on real photos are not meaningful until the "
+            "pipeline runs on FER2013"
+        )
     return what
 
 
-def model_card(record: ModelRecord, checkpoint_sha256: str, champion: ChampionRecord | None,
-               repo: str | Path = ".", exported_from: str | None = None) -> dict:
+def model_card(
+    record: ModelRecord,
+    checkpoint_sha256: str,
+    champion: ChampionRecord | None,
+    repo: str | Path = ".",
+    exported_from: str | None = None,
+) -> dict:
     """The champion's test metrics appear only when the served file is the champion's (same sha256), or an
     export of it (exported_from: the sha256 of the checkpoint an ONNX file was exported from)."""
     is_champion = champion is not None and champion.sha256 in (checkpoint_sha256, exported_from)

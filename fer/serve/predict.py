@@ -38,19 +38,29 @@ class FacePrediction:
 
     def log_row(self) -> dict:
         """What the prediction log records: the outcome, the crop's image statistics and the detection's."""
-        return {"emotion": self.label, "confidence": self.confidence, **self.image_stats,
-                "face_size": float(max(self.box[2:])), "detector_score": self.detector_score}
+        return {
+            "emotion": self.label,
+            "confidence": self.confidence,
+            **self.image_stats,
+            "face_size": float(max(self.box[2:])),
+            "detector_score": self.detector_score,
+        }
 
     def as_dict(self) -> dict:
-        return {"box": list(self.box), "label": self.label, **self.head.outcome(self.probabilities),
-                "detector_score": round(self.detector_score, 4),
-                "landmarks": [[round(x, 1), round(y, 1)] for x, y in self.landmarks or ()],
-                "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()}}
+        return {
+            "box": list(self.box),
+            "label": self.label,
+            **self.head.outcome(self.probabilities),
+            "detector_score": round(self.detector_score, 4),
+            "landmarks": [[round(x, 1), round(y, 1)] for x, y in self.landmarks or ()],
+            "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+        }
 
 
 class Predictor:
-    def __init__(self, checkpoint: str | Path, align: AlignParams, settings: PredictParams,
-                 expected_sha256: str | None = None):
+    def __init__(
+        self, checkpoint: str | Path, align: AlignParams, settings: PredictParams, expected_sha256: str | None = None
+    ):
         """checkpoint: a .pt checkpoint or an .onnx export; expected_sha256: the hash a stage recorded for a
         checkpoint (fer.evaluate.provenance); it must match."""
         self.classifier = load_classifier(checkpoint, expected_sha256)
@@ -66,8 +76,11 @@ class Predictor:
     @property
     def limits(self) -> dict:
         """decode_photo's size limits."""
-        return {"max_bytes": round(self.settings.max_upload_mb * 2**20),
-                "max_pixels": round(self.settings.max_megapixels * 1e6), "max_side": self.settings.max_side}
+        return {
+            "max_bytes": round(self.settings.max_upload_mb * 2**20),
+            "max_pixels": round(self.settings.max_megapixels * 1e6),
+            "max_side": self.settings.max_side,
+        }
 
     @property
     def name(self) -> str:
@@ -83,8 +96,9 @@ class Predictor:
         if not faces:
             smallest = round(max(self.align.min_face, self.settings.min_face_fraction * min(grey.shape)) * scale)
             raise BadPhoto(f"{name}: no face found (faces of at least {smallest} px are looked for)", 422)
-        crops = np.stack([align_face(grey, face, self.align.size, self.align.margin, self.align.crop)
-                          for face in faces])
+        crops = np.stack(
+            [align_face(grey, face, self.align.size, self.align.margin, self.align.crop) for face in faces]
+        )
         head = self.record.label_set.head
         probabilities = self.classifier.probabilities(crops)
         if not np.isfinite(probabilities).all():  # never an emotion with null probabilities

@@ -27,19 +27,24 @@ class PredictionLog:
             self._db = sqlite3.connect(self.path, check_same_thread=False)
             with self._lock, self._db:
                 self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("CREATE TABLE IF NOT EXISTS predictions (id INTEGER PRIMARY KEY, "
-                                 f"{', '.join(f'{name} {kind}' for name, kind in COLUMNS.items())})")
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS predictions (id INTEGER PRIMARY KEY, "
+                    f"{', '.join(f'{name} {kind}' for name, kind in COLUMNS.items())})"
+                )
         except sqlite3.Error as err:
-            raise FerError(f"{path}: cannot open the prediction log ({one_line(err)}); give another --log, or "
-                           "--log '' to log nothing") from None
+            raise FerError(
+                f"{path}: cannot open the prediction log ({one_line(err)}); give another --log, or "
+                "--log '' to log nothing"
+            ) from None
 
     def record(self, model: str, faces: list[dict]) -> None:
         """faces: one row per face with emotion, confidence and the input statistics (FacePrediction.log_row)."""
         now = time.time()
         rows = [(now, model, *(face[column] for column in FACE_COLUMNS)) for face in faces]
         with self._lock, self._db:
-            self._db.executemany(f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES "
-                                 f"({', '.join('?' * len(COLUMNS))})", rows)
+            self._db.executemany(
+                f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", rows
+            )
 
     def frame(self) -> pd.DataFrame:
         with self._lock:
@@ -53,8 +58,10 @@ def read_log(path: str | Path) -> pd.DataFrame:
         return _select(db)
     except (sqlite3.DatabaseError, pd.errors.DatabaseError) as err:  # not SQLite, no table, a column missing
         # pandas wraps SQLite's words in the whole query; SQLite's own error is its cause
-        raise FerError(f"{path}: not a prediction log ({one_line(err.__cause__ or err)}); expected the SQLite file "
-                       "that fer serve --log writes") from None
+        raise FerError(
+            f"{path}: not a prediction log ({one_line(err.__cause__ or err)}); expected the SQLite file "
+            "that fer serve --log writes"
+        ) from None
     finally:
         db.close()
 

@@ -31,9 +31,9 @@ class BenchRow:
     device: str
     batch_size: int
     images_per_measurement: int
-    ours: Spread          # training images/s of our loop
-    baseline: Spread      # training images/s of the DataLoader baseline
-    speedup: Spread       # ours / baseline within each interleaved pair
+    ours: Spread  # training images/s of our loop
+    baseline: Spread  # training images/s of the DataLoader baseline
+    speedup: Spread  # ours / baseline within each interleaved pair
     latency_ms: float
     predict_images_per_s: float
 
@@ -44,15 +44,19 @@ class PerImageDataset(Dataset):
     def __init__(self, images: np.ndarray, labels: np.ndarray, spec: InputSpec, cfg: TrainParams):
         a = cfg.augment
         self.images, self.labels = images, labels
-        self.transform = T.Compose([
-            T.RandomHorizontalFlip() if a.flip else T.Identity(),
-            T.RandomAffine(degrees=a.degrees, translate=(a.translate, a.translate), scale=(1 - a.scale, 1 + a.scale)),
-            T.Resize((spec.image_size, spec.image_size), antialias=True),
-            T.PILToTensor(),
-            T.ToDtype(torch.float32, scale=True),
-            T.Normalize([spec.mean], [spec.std]),
-            T.RandomErasing(p=a.erasing, value=0),
-        ])
+        self.transform = T.Compose(
+            [
+                T.RandomHorizontalFlip() if a.flip else T.Identity(),
+                T.RandomAffine(
+                    degrees=a.degrees, translate=(a.translate, a.translate), scale=(1 - a.scale, 1 + a.scale)
+                ),
+                T.Resize((spec.image_size, spec.image_size), antialias=True),
+                T.PILToTensor(),
+                T.ToDtype(torch.float32, scale=True),
+                T.Normalize([spec.mean], [spec.std]),
+                T.RandomErasing(p=a.erasing, value=0),
+            ]
+        )
 
     def __len__(self):
         return len(self.images)
@@ -61,10 +65,16 @@ class PerImageDataset(Dataset):
         return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
-def baseline_images_per_s(model, spec: InputSpec, images, labels, cfg: TrainParams, device, n_images: int,
-                          num_workers: int = 0) -> float:
-    loader = DataLoader(PerImageDataset(images, labels, spec, cfg), batch_size=cfg.batch_size,
-                        shuffle=True, num_workers=num_workers, drop_last=True)
+def baseline_images_per_s(
+    model, spec: InputSpec, images, labels, cfg: TrainParams, device, n_images: int, num_workers: int = 0
+) -> float:
+    loader = DataLoader(
+        PerImageDataset(images, labels, spec, cfg),
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        num_workers=num_workers,
+        drop_last=True,
+    )
     model = model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
@@ -87,16 +97,31 @@ def ours_images_per_s(model, spec: InputSpec, images, labels, cfg: TrainParams, 
     """Our real training loop (fer.train.loop.fit) over n_images (epochs of the data as needed); validation and
     the BatchNorm re-estimate between epochs are outside the timed region."""
     train = to_device(images, labels, device)
-    val = to_device(images[:cfg.batch_size], labels[:cfg.batch_size], device)
+    val = to_device(images[: cfg.batch_size], labels[: cfg.batch_size], device)
     per_epoch = min(n_images, len(images))
-    run = cfg.model_copy(update={"epochs": math.ceil(n_images / per_epoch), "max_train_images": per_epoch,
-                                 "warmup_fraction": 0.0, "patience": n_images})
+    run = cfg.model_copy(
+        update={
+            "epochs": math.ceil(n_images / per_epoch),
+            "max_train_images": per_epoch,
+            "warmup_fraction": 0.0,
+            "patience": n_images,
+        }
+    )
     history = fit(model, spec, TrainingData(FER2013, train, val), run, seed=0).history
     return sum(h.images_per_second * h.seconds for h in history) / sum(h.seconds for h in history)
 
 
-def bench_model(name: str, spec: ModelParams, cfg: TrainParams, images: np.ndarray, labels: np.ndarray,
-                n_images: int, num_workers: int = 0, repeats: int = 5, min_seconds: float = 1.0) -> BenchRow:
+def bench_model(
+    name: str,
+    spec: ModelParams,
+    cfg: TrainParams,
+    images: np.ndarray,
+    labels: np.ndarray,
+    n_images: int,
+    num_workers: int = 0,
+    repeats: int = 5,
+    min_seconds: float = 1.0,
+) -> BenchRow:
     """Training throughput of both loops, measured so that the ratio holds from run to run.
 
     Each side gets a warm-up pass outside the timed region (allocator, oneDNN kernel choice); every
@@ -112,15 +137,16 @@ def bench_model(name: str, spec: ModelParams, cfg: TrainParams, images: np.ndarr
     (ours_model, input_spec), (baseline_model, _) = fresh(), fresh()
     sides = {
         "ours": lambda n: ours_images_per_s(ours_model, input_spec, images, labels, cfg, device, n),
-        "baseline": lambda n: baseline_images_per_s(baseline_model, input_spec, images, labels, cfg, device, n,
-                                                    num_workers),
+        "baseline": lambda n: baseline_images_per_s(
+            baseline_model, input_spec, images, labels, cfg, device, n, num_workers
+        ),
     }
     warm_up = cfg.batch_size * 4
     fastest = max(measure(warm_up) for measure in sides.values())
     per_measurement = max(n_images, math.ceil(fastest * min_seconds / cfg.batch_size) * cfg.batch_size)
     rates = {side: [] for side in sides}
     for repeat in range(repeats):
-        for side in (("ours", "baseline") if repeat % 2 == 0 else ("baseline", "ours")):
+        for side in ("ours", "baseline") if repeat % 2 == 0 else ("baseline", "ours"):
             rates[side].append(sides[side](per_measurement))
 
     model = baseline_model.eval()
@@ -130,9 +156,17 @@ def bench_model(name: str, spec: ModelParams, cfg: TrainParams, images: np.ndarr
     predict_logits(model, uploaded, input_spec)
     predict = len(uploaded) / (clock(device) - start)
     latency = cpu_latency_ms(model, uploaded.cpu(), input_spec, 32)
-    return BenchRow(name, device.type, cfg.batch_size, per_measurement, Spread.of(rates["ours"]),
-                    Spread.of(rates["baseline"]),
-                    Spread.of([o / b for o, b in zip(rates["ours"], rates["baseline"])]), latency, predict)
+    return BenchRow(
+        name,
+        device.type,
+        cfg.batch_size,
+        per_measurement,
+        Spread.of(rates["ours"]),
+        Spread.of(rates["baseline"]),
+        Spread.of([o / b for o, b in zip(rates["ours"], rates["baseline"])]),
+        latency,
+        predict,
+    )
 
 
 def markdown(rows: list[BenchRow]) -> str:
@@ -142,7 +176,10 @@ def markdown(rows: list[BenchRow]) -> str:
         "| 1-image CPU ms | predict img/s |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {r.model} | {r.device} | {r.batch_size} | {r.images_per_measurement} | {r.ours.format()} "
-              f"| {r.baseline.format()} | {r.speedup.format(1, 'x')} | {r.latency_ms:.2f} "
-              f"| {r.predict_images_per_s:.0f} |" for r in rows]
+    lines += [
+        f"| {r.model} | {r.device} | {r.batch_size} | {r.images_per_measurement} | {r.ours.format()} "
+        f"| {r.baseline.format()} | {r.speedup.format(1, 'x')} | {r.latency_ms:.2f} "
+        f"| {r.predict_images_per_s:.0f} |"
+        for r in rows
+    ]
     return "\n".join(lines) + "\n"

@@ -60,12 +60,18 @@ def group_photo() -> tuple[np.ndarray, list[tuple[int, int, int]]]:
     """
     canvas = (cv2.resize(_packages()[1].grass(), (720, 480)) * 0.6 + 60).astype(np.uint8)
     lfw = lfw_subset()
-    placed = [(astronaut()[16:216, 124:324], 340, 10, 70), (grace_hopper()[44:404, 87:447], 248, 360, 10),
-              (lfw[0], 100, 380, 300), (lfw[1], 60, 520, 320), (lfw[2], 36, 620, 330)]
+    placed = [
+        (astronaut()[16:216, 124:324], 340, 10, 70),
+        (grace_hopper()[44:404, 87:447], 248, 360, 10),
+        (lfw[0], 100, 380, 300),
+        (lfw[1], 60, 520, 320),
+        (lfw[2], 36, 620, 330),
+    ]
     for source, side, x, y in placed:
         shrink = source.shape[0] > side
         canvas[y : y + side, x : x + side] = cv2.resize(
-            source, (side, side), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+            source, (side, side), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+        )
     return canvas, [(x, y, side) for _, side, x, y in placed]
 
 
@@ -93,16 +99,18 @@ def bench_faces(min_face: int, min_face_fraction: float, repeats: int) -> list[d
         found = [bool(faces) for faces in detect_small(lfw)]
         per_photo = _ms(lambda detect=detect: detect([photo], min_face_fraction), repeats)[0]
         batched = _ms(lambda detect=detect_small: detect(lfw), 1)[0][0] / len(lfw)
-        rows.append({
-            "method": method,
-            "lfw faces /100": sum(found[:100]),
-            "lfw non-faces /100": sum(found[100:]),
-            "astronaut /1": len(detect([astronaut_photo], min_face_fraction)[0]),
-            "grace_hopper /1": len(detect([grace], min_face_fraction)[0]),
-            f"group /{len(placed)}": len(detect([group], min_face_fraction)[0]),
-            "ms / 640x480 photo": Spread.of(per_photo).format(0),
-            "ms / lfw crop, batched": f"{batched:.1f}",
-        })
+        rows.append(
+            {
+                "method": method,
+                "lfw faces /100": sum(found[:100]),
+                "lfw non-faces /100": sum(found[100:]),
+                "astronaut /1": len(detect([astronaut_photo], min_face_fraction)[0]),
+                "grace_hopper /1": len(detect([grace], min_face_fraction)[0]),
+                f"group /{len(placed)}": len(detect([group], min_face_fraction)[0]),
+                "ms / 640x480 photo": Spread.of(per_photo).format(0),
+                "ms / lfw crop, batched": f"{batched:.1f}",
+            }
+        )
     return rows
 
 
@@ -111,8 +119,10 @@ def drawn_photos(n: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
     PHOTO_ASPECTS), each cut around its face, and the (n, 5, 2) landmarks drawn in them."""
     dataset, landmarks = generate_with_landmarks(n, PHOTO_LONGER_SIDES[1], seed, photo=True)
     rng = np.random.default_rng(seed)
-    framed = [_reframed(scene, points, round(rng.uniform(*PHOTO_LONGER_SIDES)), rng.choice(PHOTO_ASPECTS))
-              for scene, points in zip(dataset.images, landmarks)]
+    framed = [
+        _reframed(scene, points, round(rng.uniform(*PHOTO_LONGER_SIDES)), rng.choice(PHOTO_ASPECTS))
+        for scene, points in zip(dataset.images, landmarks)
+    ]
     return [photo for photo, _ in framed], np.stack([points for _, points in framed])
 
 
@@ -122,8 +132,9 @@ def _reframed(scene: np.ndarray, points: np.ndarray, longer_side: int, aspect: f
     scale = longer_side / scene.shape[0]
     shrunk = cv2.resize(scene, (longer_side, longer_side), interpolation=cv2.INTER_AREA)
     points = (points + 0.5) * scale - 0.5  # pixel centres at integers
-    width, height = (longer_side, round(longer_side / aspect)) if aspect >= 1 else (round(longer_side * aspect),
-                                                                                   longer_side)
+    width, height = (
+        (longer_side, round(longer_side / aspect)) if aspect >= 1 else (round(longer_side * aspect), longer_side)
+    )
     centre = points.mean(axis=0)
     left = int(np.clip(round(centre[0] - width / 2), 0, longer_side - width))
     top = int(np.clip(round(centre[1] - height / 2), 0, longer_side - height))
@@ -150,13 +161,15 @@ def bench_drawn_photos(align: AlignParams, n_photos: int, repeats: int) -> list[
     rows = []
     for method in FACE_METHODS:
         result, wall, cpu = _timed_align(photos, face_detector(method, align.min_face), align, repeats)
-        rows.append({
-            "method": method,
-            "ms / photo": Spread.of([ms / n_photos for ms in wall]).format(1),
-            "CPU ms / photo": f"{statistics.median(cpu) / n_photos:.1f}",
-            "detected": f"{result.detected.mean():.1%}",
-            **_landmark_columns(result.faces, truth),
-        })
+        rows.append(
+            {
+                "method": method,
+                "ms / photo": Spread.of([ms / n_photos for ms in wall]).format(1),
+                "CPU ms / photo": f"{statistics.median(cpu) / n_photos:.1f}",
+                "detected": f"{result.detected.mean():.1%}",
+                **_landmark_columns(result.faces, truth),
+            }
+        )
     return rows
 
 

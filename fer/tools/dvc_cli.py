@@ -12,8 +12,9 @@ def run_dvc(*args: str, cwd: str | Path = ".") -> str:
     """dvc's stdout; a failure becomes one line with dvc's last error line."""
     # Stage commands say `python`: put this interpreter's folder first so they find the same environment.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PATH": path})
+    done = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, "PATH": path}
+    )
     if done.returncode:
         raise FerError(f"dvc {' '.join(args)} failed: {one_line(done.stderr or 'no output', last=True)}")
     return done.stdout

@@ -20,8 +20,12 @@ from fer.evaluate.review import CHANGED, Verdict, judge
 from fer.tools.dvc_cli import run_dvc
 
 # What a reviewer looks at first; `dvc plots diff` has every curve.
-DEFAULT_PLOTS = (PATHS.leaderboard_bars.as_posix(), (PATHS.tune_plots / "history.json").as_posix(),
-                 f"{PATHS.confusion_normalized.as_posix()}/*", f"{PATHS.gallery.as_posix()}/*")
+DEFAULT_PLOTS = (
+    PATHS.leaderboard_bars.as_posix(),
+    (PATHS.tune_plots / "history.json").as_posix(),
+    f"{PATHS.confusion_normalized.as_posix()}/*",
+    f"{PATHS.gallery.as_posix()}/*",
+)
 CODE = ("fer", "stages", "dvc.yaml", "pyproject.toml")  # what a run executes, besides params and data
 
 
@@ -58,11 +62,17 @@ def model_verdicts(base_rev: str, repo: Path, alpha: float) -> list[Verdict]:
         old_text = _at_revision(base_rev, file.relative_to(repo), repo)
         rows_path = PATHS.predictions / file.name
         old_rows = _at_revision(base_rev, rows_path, repo)
-        verdicts.append(judge(
-            file.stem, None if old_text is None else json.loads(old_text),
-            None if old_rows is None else parse_predictions(old_rows, f"{base_rev}:{rows_path}"),
-            new, read_predictions(repo / new.predictions), alpha,
-            board["models"].get(new.model, {}).get("accuracy_std")))
+        verdicts.append(
+            judge(
+                file.stem,
+                None if old_text is None else json.loads(old_text),
+                None if old_rows is None else parse_predictions(old_rows, f"{base_rev}:{rows_path}"),
+                new,
+                read_predictions(repo / new.predictions),
+                alpha,
+                board["models"].get(new.model, {}).get("accuracy_std"),
+            )
+        )
     return verdicts
 
 
@@ -74,14 +84,18 @@ def _split_hash(dvc_lock: str | None) -> str | None:
 def changed_inputs(base_rev: str, repo: Path, params_diff: dict) -> list[str]:
     """What differs from base_rev in what the pipeline runs on: params, code, data (the split's hash)."""
     keys = sorted(key for changes in params_diff.values() for key in changes)
-    code = subprocess.run(["git", "diff", "--name-only", base_rev, "--", *CODE], cwd=repo, capture_output=True,
-                          text=True, check=True).stdout.split()
+    code = subprocess.run(
+        ["git", "diff", "--name-only", base_rev, "--", *CODE], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.split()
     lock = repo / "dvc.lock"
     data = _split_hash(_at_revision(base_rev, "dvc.lock", repo)) != _split_hash(
-        lock.read_text() if lock.is_file() else None)
-    return ([f"params changed: {', '.join(keys)}"] if keys else []) + (
-        [f"code changed: {len(code)} file{'s' * (len(code) != 1)}"] if code else []) + (
-        ["data changed (the split's hash)"] if data else [])
+        lock.read_text() if lock.is_file() else None
+    )
+    return (
+        ([f"params changed: {', '.join(keys)}"] if keys else [])
+        + ([f"code changed: {len(code)} file{'s' * (len(code) != 1)}"] if code else [])
+        + (["data changed (the split's hash)"] if data else [])
+    )
 
 
 def summary_line(inputs: list[str], verdicts: list[Verdict]) -> str:
@@ -92,11 +106,15 @@ def summary_line(inputs: list[str], verdicts: list[Verdict]) -> str:
     line += f"; {len(changed)} of {len(verdicts)} models changed beyond noise"
     line += (": " + ", ".join(f"{v.run} {v.change * 100:+.1f} pts" for v in changed)) if changed else ""
     if not inputs and moved:
-        line += (f"; {len(moved)} moved: the run differs only in where it ran (CPU kernels pick code paths by "
-                 "instruction set, see docs/noise.md)")
+        line += (
+            f"; {len(moved)} moved: the run differs only in where it ran (CPU kernels pick code paths by "
+            "instruction set, see docs/noise.md)"
+        )
         if changed:  # the paired test holds the test images fixed, not the training run
-            line += ("; with nothing changed, a change beyond noise is between-run variance, as another seed "
-                     "would give: add seeds to measure it")
+            line += (
+                "; with nothing changed, a change beyond noise is between-run variance, as another seed "
+                "would give: add seeds to measure it"
+            )
     if any(v.evidence.startswith("unpaired") for v in verdicts):
         line += "; the base revision has no per-image predictions, so verdicts come from intervals"
     return f"**{line}**\n"
@@ -110,13 +128,22 @@ def verdicts_section(verdicts: list[Verdict]) -> str:
     """Per model: old and new test accuracy, the change in points and the verdict with its evidence."""
     if not verdicts:
         return "### Test accuracy per model\n\nNo evaluations in the workspace.\n"
-    lines = ["### Test accuracy per model", "", "| model | old | new | change (pts) | verdict | evidence |",
-             "|---|---:|---:|---:|---|---|"]
+    lines = [
+        "### Test accuracy per model",
+        "",
+        "| model | old | new | change (pts) | verdict | evidence |",
+        "|---|---:|---:|---:|---|---|",
+    ]
     for v in verdicts:
-        seeds = "" if v.beyond_seeds is None else (
-            f"; {'beyond' if v.beyond_seeds else 'within'} 2 seed std ({v.seed_std * 100:.1f} pts)")
-        lines.append(f"| {v.run} | {_number(v.old)} | {_number(v.new)} | {_points(v.change)} | {v.verdict} | "
-                     f"{v.evidence}{seeds} |")
+        seeds = (
+            ""
+            if v.beyond_seeds is None
+            else (f"; {'beyond' if v.beyond_seeds else 'within'} 2 seed std ({v.seed_std * 100:.1f} pts)")
+        )
+        lines.append(
+            f"| {v.run} | {_number(v.old)} | {_number(v.new)} | {_points(v.change)} | {v.verdict} | "
+            f"{v.evidence}{seeds} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -147,8 +174,13 @@ def render_plots(base_rev: str, out_dir: str | Path, patterns=DEFAULT_PLOTS, rep
     return written
 
 
-def build_report(base_rev: str, alpha: float, repo: str | Path = ".",
-                 leaderboard: str | Path = PATHS.leaderboard_markdown, plot_images: list[str] = ()) -> str:
+def build_report(
+    base_rev: str,
+    alpha: float,
+    repo: str | Path = ".",
+    leaderboard: str | Path = PATHS.leaderboard_markdown,
+    plot_images: list[str] = (),
+) -> str:
     """Markdown comparing the workspace with base_rev; alpha: the paired tests' significance level
     (compare.alpha); plot_images are links (e.g. uploaded by CML)."""
     repo = Path(repo)

@@ -27,10 +27,13 @@ def random_affine(x: torch.Tensor, p: AugmentParams, generator: torch.Generator)
     if p.flip:
         flip = torch.where(torch.rand(n, generator=generator, device=device) < 0.5, -flip, flip)
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    theta = torch.stack([
-        torch.stack([cos * flip, -sin, shift[:, 0]], dim=1),
-        torch.stack([sin * flip, cos, shift[:, 1]], dim=1),
-    ], dim=1).to(x.dtype)
+    theta = torch.stack(
+        [
+            torch.stack([cos * flip, -sin, shift[:, 0]], dim=1),
+            torch.stack([sin * flip, cos, shift[:, 1]], dim=1),
+        ],
+        dim=1,
+    ).to(x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
@@ -48,8 +51,11 @@ def random_erasing(x: torch.Tensor, probability: float, generator: torch.Generat
     apply = torch.rand(n, generator=generator, device=device) < probability
     ys = torch.arange(h, device=device).view(1, h, 1) + 0.5
     xs = torch.arange(w, device=device).view(1, 1, w) + 0.5
-    inside = ((ys - cy.view(n, 1, 1)).abs() < eh.view(n, 1, 1) / 2) & \
-             ((xs - cx.view(n, 1, 1)).abs() < ew.view(n, 1, 1) / 2) & apply.view(n, 1, 1)
+    inside = (
+        ((ys - cy.view(n, 1, 1)).abs() < eh.view(n, 1, 1) / 2)
+        & ((xs - cx.view(n, 1, 1)).abs() < ew.view(n, 1, 1) / 2)
+        & apply.view(n, 1, 1)
+    )
     return x.masked_fill(inside.unsqueeze(1), 0.5)
 
 

@@ -83,8 +83,15 @@ def _subset(n: int, cap: int, generator: torch.Generator, device) -> torch.Tenso
     return torch.randperm(n, generator=generator, device=device)[:cap] if 0 < cap < n else None
 
 
-def fit(model: torch.nn.Module, spec: InputSpec, data: TrainingData, cfg: TrainParams, seed: int, on_epoch=None,
-        desc: str = "train") -> FitResult:
+def fit(
+    model: torch.nn.Module,
+    spec: InputSpec,
+    data: TrainingData,
+    cfg: TrainParams,
+    seed: int,
+    on_epoch=None,
+    desc: str = "train",
+) -> FitResult:
     """Train with early stopping on val accuracy and return the best weights.
 
     The label set's head gives the loss and the accuracy (for attributes, the mean over the attributes).
@@ -107,8 +114,9 @@ def fit(model: torch.nn.Module, spec: InputSpec, data: TrainingData, cfg: TrainP
     # costs about a tenth of a training step per image (measured on CPU); 0 = the whole split, -1 = off.
     bn_sample = None
     if cfg.bn_recompute_images >= 0 and batchnorm_layers(model):
-        pick = _subset(len(images), cfg.bn_recompute_images, torch.Generator(device=device).manual_seed(seed + 1),
-                       device)
+        pick = _subset(
+            len(images), cfg.bn_recompute_images, torch.Generator(device=device).manual_seed(seed + 1), device
+        )
         bn_sample = images if pick is None else images[pick]
 
     result = FitResult(best_state={}, best_epoch=0, best_val_acc=-1.0)

@@ -40,16 +40,30 @@ def train_model(job: TrainJob, checkpoint_path: str | Path, on_epoch=None, tuned
     spec, cfg = job.spec, job.cfg
     device = resolve_device(cfg.device)
     label_set = split_label_set(job.split_dir)
-    data = TrainingData(label_set, to_device(*load_split(job.split_dir, "train"), device),
-                        to_device(*load_split(job.split_dir, "val"), device))
+    data = TrainingData(
+        label_set,
+        to_device(*load_split(job.split_dir, "train"), device),
+        to_device(*load_split(job.split_dir, "val"), device),
+    )
     torch.manual_seed(job.seed)  # the same initial weights on every run
-    model, input_spec = build_model(spec.arch, len(label_set.classes), spec.image_size, spec.pretrained, cfg.dropout,
-                                    **spec.options)
+    model, input_spec = build_model(
+        spec.arch, len(label_set.classes), spec.image_size, spec.pretrained, cfg.dropout, **spec.options
+    )
     result = fit(model, input_spec, data, cfg, job.seed, on_epoch=on_epoch, desc=job.name)
     record = ModelRecord(
-        name=job.name, arch=spec.arch, task=label_set.task, classes=list(label_set.classes), **input_spec.as_dict(),
-        options=dict(spec.options), dropout=cfg.dropout, pretrained=spec.pretrained, train=cfg.model_dump(),
-        seed=job.seed, tuned_from=tuned_from, best_epoch=result.best_epoch, val_acc=result.best_val_acc,
+        name=job.name,
+        arch=spec.arch,
+        task=label_set.task,
+        classes=list(label_set.classes),
+        **input_spec.as_dict(),
+        options=dict(spec.options),
+        dropout=cfg.dropout,
+        pretrained=spec.pretrained,
+        train=cfg.model_dump(),
+        seed=job.seed,
+        tuned_from=tuned_from,
+        best_epoch=result.best_epoch,
+        val_acc=result.best_val_acc,
         trained_on=training_data(job.split_dir),
     )
     save_checkpoint(checkpoint_path, result.best_state, record)

@@ -36,8 +36,8 @@ from fer.train.trainer import train_model
 
 log = logging.getLogger(__name__)
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)   # the trials that count towards tune.trials
-BUDGETED = (*FINISHED, TrialState.RUNNING)            # ... and the ones that will, unless their worker dies
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # the trials that count towards tune.trials
+BUDGETED = (*FINISHED, TrialState.RUNNING)  # ... and the ones that will, unless their worker dies
 STUDY_DB = "study.db"
 SCRATCH_CHECKPOINT = "trial.pt"
 # Trials are few and slow here: Optuna's default of 5 start-up trials would leave the pruner idle in most
@@ -48,11 +48,11 @@ SCHEMA_ATTEMPTS = 3
 
 @dataclass(frozen=True)
 class TuneOutputs:
-    study_dir: Path     # the SQLite study (when tune.storage is "") and the trials' scratch checkpoint
-    checkpoint: Path    # the best settings retrained with the full training params
-    metrics: Path       # JSON: best params and value, trial counts
-    history: Path       # JSON rows per finished trial: trial, value, best, state
-    importances: Path   # JSON rows: param, importance
+    study_dir: Path  # the SQLite study (when tune.storage is "") and the trials' scratch checkpoint
+    checkpoint: Path  # the best settings retrained with the full training params
+    metrics: Path  # JSON: best params and value, trial counts
+    history: Path  # JSON rows per finished trial: trial, value, best, state
+    importances: Path  # JSON rows: param, importance
 
 
 def split_fingerprint(split_dir: str | Path) -> str:
@@ -100,8 +100,9 @@ def _redacted(url: str) -> str:
 def _pruner(tune: TuneParams) -> optuna.pruners.BasePruner:
     # Steps are 1-based epochs and Optuna may prune at step == n_warmup_steps: the + 1 keeps the first
     # pruner_warmup_epochs epochs free of pruning, as the param's name promises.
-    return optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS,
-                                       n_warmup_steps=tune.pruner_warmup_epochs + 1)
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=tune.pruner_warmup_epochs + 1
+    )
 
 
 @contextmanager
@@ -119,14 +120,18 @@ def _report_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
 def _open_study(tune: TuneParams, study_dir: Path, name: str) -> optuna.Study:
     study_dir.mkdir(parents=True, exist_ok=True)
     url = _storage_url(tune, study_dir)
-    heartbeat = {"heartbeat_interval": tune.heartbeat_seconds, "heartbeat_stale_trial_callback": _report_stale} \
-        if tune.storage else {}
+    heartbeat = (
+        {"heartbeat_interval": tune.heartbeat_seconds, "heartbeat_stale_trial_callback": _report_stale}
+        if tune.storage
+        else {}
+    )
     for attempt in range(1, SCHEMA_ATTEMPTS + 1):
         try:
             with _heartbeats_are_experimental():
                 storage = optuna.storages.RDBStorage(url, **heartbeat)
-            return optuna.create_study(storage=storage, study_name=name, direction="maximize",
-                                       pruner=_pruner(tune), load_if_exists=True)
+            return optuna.create_study(
+                storage=storage, study_name=name, direction="maximize", pruner=_pruner(tune), load_if_exists=True
+            )
         except sqlalchemy.exc.IntegrityError as err:
             # Workers started together on an empty database race to create Optuna's tables; the losers
             # find them made on the next try.
@@ -136,8 +141,9 @@ def _open_study(tune: TuneParams, study_dir: Path, name: str) -> optuna.Study:
             failure = err
             break
     # Optuna wraps a missing DB driver in an ImportError whose cause names the module.
-    raise FerError(f"tune.storage: cannot open the study database {_redacted(url)} "
-                   f"({one_line(failure.__cause__ or failure)})")
+    raise FerError(
+        f"tune.storage: cannot open the study database {_redacted(url)} ({one_line(failure.__cause__ or failure)})"
+    )
 
 
 def _sampler(study: optuna.Study, seed: int, shared: bool) -> optuna.samplers.BaseSampler:
@@ -223,8 +229,12 @@ def run_trials(job: TrainJob, tune: TuneParams, study_dir: str | Path) -> optuna
             remaining = tune.trials - len(study.get_trials(deepcopy=False, states=BUDGETED))
             if remaining > 0:
                 # n_trials caps this worker; the callback stops every worker once the study as a whole is done.
-                study.optimize(objective, n_trials=remaining, catch=(_OverBudget,),
-                               callbacks=[MaxTrialsCallback(tune.trials, states=BUDGETED)])
+                study.optimize(
+                    objective,
+                    n_trials=remaining,
+                    catch=(_OverBudget,),
+                    callbacks=[MaxTrialsCallback(tune.trials, states=BUDGETED)],
+                )
             elif study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 time.sleep(tune.heartbeat_seconds)  # other workers' trials: they finish, or go stale and fail
             else:
@@ -245,15 +255,22 @@ def trial_values(study: optuna.Study) -> dict:
 def warn_if_trials_tell_nothing_apart(values: dict, tune_epochs: int) -> None:
     # Measured: one-epoch trials of the default cnn all scored the majority class, so the "best" was trial 0.
     if values and values["count"] > 1 and values["worst"] == values["best"]:
-        log.warning("every finished trial scored %.4f: trials of tune.epochs=%d are too short to tell the settings "
-                    "apart (the best is arbitrary); raise tune.epochs or tune.max_train_images",
-                    values["best"], tune_epochs)
+        log.warning(
+            "every finished trial scored %.4f: trials of tune.epochs=%d are too short to tell the settings "
+            "apart (the best is arbitrary); raise tune.epochs or tune.max_train_images",
+            values["best"],
+            tune_epochs,
+        )
 
 
 def trial_counts(study: optuna.Study) -> dict:
     states = Counter(trial.state for trial in study.get_trials(deepcopy=False))
-    return {"complete": states[TrialState.COMPLETE], "pruned": states[TrialState.PRUNED],
-            "failed": states[TrialState.FAIL], "total": sum(states.values())}
+    return {
+        "complete": states[TrialState.COMPLETE],
+        "pruned": states[TrialState.PRUNED],
+        "failed": states[TrialState.FAIL],
+        "total": sum(states.values()),
+    }
 
 
 def history_rows(study: optuna.Study) -> list[dict]:
@@ -291,8 +308,9 @@ def _retrain_best(job: TrainJob, study: optuna.Study, checkpoint: Path, record_n
     try:
         best_params = study.best_params
     except ValueError:
-        raise FerError(f"study {study.study_name!r} has no complete trial to retrain; "
-                       f"see the failed or pruned trials in its log") from None
+        raise FerError(
+            f"study {study.study_name!r} has no complete trial to retrain; see the failed or pruned trials in its log"
+        ) from None
     best = replace(job, name=record_name, cfg=job.cfg.model_copy(update=best_params))
     return train_model(best, checkpoint, on_epoch=on_epoch, tuned_from=job.name)
 

@@ -153,12 +153,18 @@ class Attributes(TaskHead):
     def per_image(self, labels: np.ndarray, probabilities: np.ndarray) -> list[dict]:
         """One row per image and attribute: "<attribute>: yes|no" against yes|no."""
         said_yes = self.decide(probabilities).astype(bool)
-        return [{"image": i, "actual": f"{name}: {ANSWERS[1 - truth]}", "predicted": ANSWERS[1 - int(yes)],
-                 "correct": bool(yes) == bool(truth), "p_true": round_metric(p if truth else 1 - p),
-                 "confidence": round_metric(p if yes else 1 - p)}
-                for i, (row, answers, said) in enumerate(zip(probabilities.tolist(), labels.tolist(),
-                                                             said_yes.tolist()))
-                for name, p, truth, yes in zip(self.classes, row, answers, said)]
+        return [
+            {
+                "image": i,
+                "actual": f"{name}: {ANSWERS[1 - truth]}",
+                "predicted": ANSWERS[1 - int(yes)],
+                "correct": bool(yes) == bool(truth),
+                "p_true": round_metric(p if truth else 1 - p),
+                "confidence": round_metric(p if yes else 1 - p),
+            }
+            for i, (row, answers, said) in enumerate(zip(probabilities.tolist(), labels.tolist(), said_yes.tolist()))
+            for name, p, truth, yes in zip(self.classes, row, answers, said)
+        ]
 
     def calibration(self, probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The N x K yes/no decisions, each a two-way prediction."""

@@ -132,9 +132,17 @@ class Expression(TaskHead):
 
     def per_image(self, labels: np.ndarray, probabilities: np.ndarray) -> list[dict]:
         guesses = self.decide(probabilities)
-        return [{"image": i, "actual": self.classes[truth], "predicted": self.classes[guess], "correct": truth == guess,
-                 "p_true": round_metric(row[truth]), "confidence": round_metric(row[guess])}
-                for i, (row, truth, guess) in enumerate(zip(probabilities.tolist(), labels.tolist(), guesses.tolist()))]
+        return [
+            {
+                "image": i,
+                "actual": self.classes[truth],
+                "predicted": self.classes[guess],
+                "correct": truth == guess,
+                "p_true": round_metric(row[truth]),
+                "confidence": round_metric(row[guess]),
+            }
+            for i, (row, truth, guess) in enumerate(zip(probabilities.tolist(), labels.tolist(), guesses.tolist()))
+        ]
 
     def calibration(self, probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return probabilities, labels

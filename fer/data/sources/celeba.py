@@ -27,8 +27,7 @@ PARTITION_COLUMN = "partition"
 JPEG_QUALITY = 95
 
 
-def read_celeba(folder: Path | zipfile.Path, shown_as: str, max_side: int,
-                scratch: Path | None = None) -> RawDataset:
+def read_celeba(folder: Path | zipfile.Path, shown_as: str, max_side: int, scratch: Path | None = None) -> RawDataset:
     """The images list_attr_celeba.csv names, in its row order, each attribute 1 where the file says 1, else 0.
 
     A listed image that is missing or cannot be decoded is counted in `skipped`: the full set is large, and a
@@ -41,24 +40,34 @@ def read_celeba(folder: Path | zipfile.Path, shown_as: str, max_side: int,
     image_ids = id_column(table, attributes_shown)
     names = [column for column in table.columns if column != ID_COLUMN]
     if not names:
-        raise FerError(f"{attributes_shown}: no attribute columns; expected {ID_COLUMN} followed by one column "
-                       "per attribute (5_o_Clock_Shadow, ..., Young) holding 1 or -1")
+        raise FerError(
+            f"{attributes_shown}: no attribute columns; expected {ID_COLUMN} followed by one column "
+            "per attribute (5_o_Clock_Shadow, ..., Young) holding 1 or -1"
+        )
     labels = attribute_labels(table[names], image_ids, attributes_shown)
     usage = read_usage(folder, shown_as, image_ids)
 
     files = [file if file.is_file() else None for file in (images_folder / image_id for image_id in image_ids)]
     images, kept, sixteen_bit = decode_all(files, max_side, scratch)
-    return RawDataset(images, labels[kept], [usage[row] for row in kept],
-                      [f"{images_shown}/{image_ids[row]}" for row in kept], LabelSet("attributes", tuple(names)),
-                      skipped=len(image_ids) - len(kept), sixteen_bit=sixteen_bit)
+    return RawDataset(
+        images,
+        labels[kept],
+        [usage[row] for row in kept],
+        [f"{images_shown}/{image_ids[row]}" for row in kept],
+        LabelSet("attributes", tuple(names)),
+        skipped=len(image_ids) - len(kept),
+        sixteen_bit=sixteen_bit,
+    )
 
 
 def find_images_folder(folder: Path | zipfile.Path, shown_as: str) -> tuple[Path | zipfile.Path, str]:
     """img_align_celeba/img_align_celeba/ where Kaggle's double nesting is kept, else img_align_celeba/."""
     outer = folder / IMAGES_FOLDER
     if not outer.is_dir():
-        raise FerError(f"{shown_as}: no {IMAGES_FOLDER}/ folder beside {ATTRIBUTES_FILE}; expected the images in "
-                       f"{IMAGES_FOLDER}/{IMAGES_FOLDER}/ (as Kaggle ships them) or {IMAGES_FOLDER}/")
+        raise FerError(
+            f"{shown_as}: no {IMAGES_FOLDER}/ folder beside {ATTRIBUTES_FILE}; expected the images in "
+            f"{IMAGES_FOLDER}/{IMAGES_FOLDER}/ (as Kaggle ships them) or {IMAGES_FOLDER}/"
+        )
     inner = outer / IMAGES_FOLDER
     if inner.is_dir():
         return inner, f"{shown_as}/{IMAGES_FOLDER}/{IMAGES_FOLDER}"
@@ -79,8 +88,10 @@ def read_table(file: Path | zipfile.Path, shown_as: str) -> pd.DataFrame:
 
 def id_column(table: pd.DataFrame, shown_as: str) -> list[str]:
     if ID_COLUMN not in table.columns:
-        raise FerError(f"{shown_as}: no {ID_COLUMN} column (found {','.join(table.columns[:5])}); expected "
-                       f"{ID_COLUMN} followed by the attribute columns")
+        raise FerError(
+            f"{shown_as}: no {ID_COLUMN} column (found {','.join(table.columns[:5])}); expected "
+            f"{ID_COLUMN} followed by the attribute columns"
+        )
     return table[ID_COLUMN].str.strip().tolist()
 
 
@@ -90,8 +101,10 @@ def attribute_labels(values: pd.DataFrame, image_ids: list[str], shown_as: str) 
     bad = np.argwhere(~numbers.isin([-1, 1]).to_numpy())
     if len(bad):
         row, column = bad[0]
-        raise FerError(f"{shown_as}: image_id {image_ids[row]} (row {row + 1}), column {values.columns[column]} "
-                       f"holds {str(values.iat[row, column])!r}; expected 1 or -1")
+        raise FerError(
+            f"{shown_as}: image_id {image_ids[row]} (row {row + 1}), column {values.columns[column]} "
+            f"holds {str(values.iat[row, column])!r}; expected 1 or -1"
+        )
     return (numbers.to_numpy() == 1).astype(np.int8)
 
 
@@ -104,25 +117,31 @@ def read_usage(folder: Path | zipfile.Path, shown_as: str, image_ids: list[str])
     table = read_table(file, partition_shown)
     partition_ids = pd.Series(id_column(table, partition_shown))
     if PARTITION_COLUMN not in table.columns:
-        raise FerError(f"{partition_shown}: no {PARTITION_COLUMN} column; expected {ID_COLUMN},{PARTITION_COLUMN} "
-                       "with partition 0 (train), 1 (val) or 2 (test)")
+        raise FerError(
+            f"{partition_shown}: no {PARTITION_COLUMN} column; expected {ID_COLUMN},{PARTITION_COLUMN} "
+            "with partition 0 (train), 1 (val) or 2 (test)"
+        )
     numbers = pd.to_numeric(table[PARTITION_COLUMN], errors="coerce")
     bad = np.flatnonzero(~numbers.isin([0, 1, 2]).to_numpy())
     if len(bad):
         row = bad[0]
-        raise FerError(f"{partition_shown}: image_id {partition_ids[row]} (row {row + 1}) has partition "
-                       f"{str(table[PARTITION_COLUMN].iat[row])!r}; expected 0 (train), 1 (val) or 2 (test)")
+        raise FerError(
+            f"{partition_shown}: image_id {partition_ids[row]} (row {row + 1}) has partition "
+            f"{str(table[PARTITION_COLUMN].iat[row])!r}; expected 0 (train), 1 (val) or 2 (test)"
+        )
     repeated = partition_ids[partition_ids.duplicated()]
     if len(repeated):
-        raise FerError(f"{partition_shown}: image_id {repeated.iat[0]} is listed twice; expected one partition "
-                       "per image")
+        raise FerError(
+            f"{partition_shown}: image_id {repeated.iat[0]} is listed twice; expected one partition per image"
+        )
     # Partitions 0, 1, 2 are the splits train, val, test, in that order.
     usage_of_id = pd.Series(np.array(SPLITS)[numbers.to_numpy(np.int64)], index=partition_ids)
     return pd.Series(image_ids).map(usage_of_id).fillna("").tolist()
 
 
-def write_celeba_layout(dataset: RawDataset, folder: str | Path, seed: int = 0, val: float = 0.1,
-                        test: float = 0.1) -> None:
+def write_celeba_layout(
+    dataset: RawDataset, folder: str | Path, seed: int = 0, val: float = 0.1, test: float = 0.1
+) -> None:
     """Write an attributes dataset in Kaggle's CelebA layout, all at once (atomically): JPEGs 000001.jpg, ...
     in img_align_celeba/img_align_celeba/, their attributes as 1/-1, and a seeded random partition giving
     round(val * n) images to val, round(test * n) to test and the rest to train."""
@@ -147,5 +166,5 @@ def random_partition(n_images: int, seed: int, val: float, test: float) -> np.nd
     partition = np.zeros(n_images, np.int64)
     order = np.random.default_rng(seed).permutation(n_images)
     partition[order[:n_val]] = 1
-    partition[order[n_val:n_val + n_test]] = 2
+    partition[order[n_val : n_val + n_test]] = 2
     return partition

@@ -56,7 +56,7 @@ def load_all_grey(files: list, max_side: int) -> Iterator[Decoded | None]:
     """load_grey of each file, in order, decoded on every core a chunk at a time."""
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
         for start in range(0, len(files), DECODE_CHUNK):
-            yield from pool.map(lambda file: load_grey(file, max_side), files[start:start + DECODE_CHUNK])
+            yield from pool.map(lambda file: load_grey(file, max_side), files[start : start + DECODE_CHUNK])
 
 
 def decode_all(files: list, max_side: int, scratch: Path | None) -> tuple[RaggedImages, np.ndarray, int]:

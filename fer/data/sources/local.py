@@ -29,13 +29,21 @@ MAX_ZIP_RATIO = 100
 
 # Split names as they appear in csv Usage columns and as split folders, lower-cased.
 USAGE_NAMES = {
-    "training": TRAIN, "train": TRAIN,
-    "publictest": VAL, "validation": VAL, "valid": VAL, "val": VAL,
-    "privatetest": TEST, "testing": TEST, "test": TEST,
+    "training": TRAIN,
+    "train": TRAIN,
+    "publictest": VAL,
+    "validation": VAL,
+    "valid": VAL,
+    "val": VAL,
+    "privatetest": TEST,
+    "testing": TEST,
+    "test": TEST,
 }
 
-LAYOUTS = (f"train/<class>/ and test/<class>/ folders, <class>/ folders of images, one .csv file, or CelebA's "
-           f"{ATTRIBUTES_FILE} with its images")
+LAYOUTS = (
+    f"train/<class>/ and test/<class>/ folders, <class>/ folders of images, one .csv file, or CelebA's "
+    f"{ATTRIBUTES_FILE} with its images"
+)
 EXPECTED = {
     "csv": "a .csv file",
     "folder": f"a folder holding {LAYOUTS}",
@@ -80,12 +88,16 @@ def check_unzipped_size(archive: zipfile.ZipFile, path: Path) -> None:
     members = archive.infolist()
     total = sum(member.file_size for member in members)
     if total > MAX_UNZIPPED_BYTES:
-        raise FerError(f"{path}: unpacks to {total} bytes, over the {MAX_UNZIPPED_BYTES}-byte limit; expected a "
-                       "FER dataset (split it, or use data.source: folder)")
+        raise FerError(
+            f"{path}: unpacks to {total} bytes, over the {MAX_UNZIPPED_BYTES}-byte limit; expected a "
+            "FER dataset (split it, or use data.source: folder)"
+        )
     for member in members:
         if member.file_size > MAX_ZIP_RATIO * max(member.compress_size, 1):
-            raise FerError(f"{path}: member {member.filename} expands {member.file_size} bytes from "
-                           f"{member.compress_size}, over {MAX_ZIP_RATIO}x (a zip bomb?); expected a FER dataset")
+            raise FerError(
+                f"{path}: member {member.filename} expands {member.file_size} bytes from "
+                f"{member.compress_size}, over {MAX_ZIP_RATIO}x (a zip bomb?); expected a FER dataset"
+            )
 
 
 class FolderReader:
@@ -135,16 +147,24 @@ class FolderReader:
         classes = default_order(self.class_folders)
         index = {name: k for k, name in enumerate(classes)}
         images, rows, sixteen_bit = decode_all(self.files, self.max_side, self.scratch)
-        return RawDataset(images, [index[self.class_names[i]] for i in rows], [self.usage[i] for i in rows],
-                          [self.shown(self.files[i]) for i in rows], LabelSet("expression", tuple(classes)),
-                          len(self.files) - len(rows), sixteen_bit)
+        return RawDataset(
+            images,
+            [index[self.class_names[i]] for i in rows],
+            [self.usage[i] for i in rows],
+            [self.shown(self.files[i]) for i in rows],
+            LabelSet("expression", tuple(classes)),
+            len(self.files) - len(rows),
+            sixteen_bit,
+        )
 
     def read_splits(self, folder: Path, subdirs: list[Path]) -> None:
         for split in subdirs:
             usage = USAGE_NAMES.get(split.name.lower())
             if usage is None:
-                raise FerError(f"{self.shown(folder)}: unexpected folder '{split.name}' beside the split "
-                               "folders; expected only train/, val/ and test/")
+                raise FerError(
+                    f"{self.shown(folder)}: unexpected folder '{split.name}' beside the split "
+                    "folders; expected only train/, val/ and test/"
+                )
             self.read_class_folders(split, usage)
 
     def read_class_folders(self, folder: Path, usage: str) -> None:
@@ -221,7 +241,8 @@ def parse_pixel_block(rows: list[str]) -> tuple[np.ndarray, np.ndarray]:
     counts = np.add.reduceat(ends_number, row_starts, dtype=np.int64)
     row_of_number = np.repeat(np.arange(len(rows)), counts)
     malformed = np.logical_or.reduceat(stray, row_starts) | np.logical_or.reduceat(
-        np.append(four_digits, [False] * 3), row_starts)
+        np.append(four_digits, [False] * 3), row_starts
+    )
     malformed[row_of_number[value > 255]] = True
     counts[malformed] = 0
     return value[~malformed[row_of_number]].astype(np.uint8), counts
@@ -235,8 +256,10 @@ def square_side(counts: np.ndarray, shown_as: str) -> int:
     length = int(lengths[np.argmax(frequency)])
     side = math.isqrt(length)
     if side * side != length or side < MIN_IMAGE_SIDE:
-        raise FerError(f"{shown_as}: pixel rows hold {length} values; expected a square image of at least "
-                       f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} (48x48 = 2304 for FER2013)")
+        raise FerError(
+            f"{shown_as}: pixel rows hold {length} values; expected a square image of at least "
+            f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} (48x48 = 2304 for FER2013)"
+        )
     return side
 
 
@@ -246,6 +269,7 @@ def csv_usage(table: pd.DataFrame, shown_as: str) -> list[str]:
     names = table["usage"].str.strip().str.lower()
     unknown = sorted(set(names) - set(USAGE_NAMES) - {""})
     if unknown:
-        raise FerError(f"{shown_as}: unknown Usage value(s) {', '.join(unknown[:5])}; "
-                       "expected Training, PublicTest or PrivateTest")
+        raise FerError(
+            f"{shown_as}: unknown Usage value(s) {', '.join(unknown[:5])}; expected Training, PublicTest or PrivateTest"
+        )
     return [USAGE_NAMES.get(name, "") for name in names]

@@ -23,33 +23,33 @@ from fer.data.rawdata import SYNTHETIC_SOURCE, RawDataset
 FER2013_TRAIN_COUNTS = np.array([3995, 436, 4097, 7215, 4830, 3171, 4965])
 
 # Pixels drawn together: enough images to vectorise well, few enough that the work arrays stay in cache.
-PIXELS_PER_CHUNK = 2 ** 19
+PIXELS_PER_CHUNK = 2**19
 
 # How each expression moves the face away from neutral, at full intensity, in face units (or factors
 # where noted). Columns follow EMOTIONS: angry, disgust, fear, happy, sad, surprise, neutral.
 EXPRESSION_DELTAS = {
-    "brow_raise":       (-0.02, -0.01, 0.07, 0.01, 0.00, 0.10, 0.0),  # both ends up
+    "brow_raise": (-0.02, -0.01, 0.07, 0.01, 0.00, 0.10, 0.0),  # both ends up
     "brow_inner_raise": (-0.07, -0.03, 0.05, 0.00, 0.07, 0.01, 0.0),  # inner end up; < 0 = frown
-    "brow_inner_in":    (0.05, 0.02, 0.03, 0.00, 0.01, 0.00, 0.0),    # inner ends drawn together
-    "eye_open":         (-0.20, -0.25, 0.50, -0.50, -0.15, 0.60, 0.0),  # factor on lid opening
-    "mouth_width":      (-0.15, 0.00, 0.30, 0.30, -0.05, -0.30, 0.0),  # factor on mouth width
-    "mouth_curve":      (-0.02, -0.04, -0.03, 0.11, -0.09, 0.00, 0.0),  # corners up; < 0 = down
-    "mouth_open":       (0.00, 0.03, 0.09, 0.04, 0.00, 0.17, 0.0),    # lip gap at the centre
-    "mouth_round":      (0.00, 0.00, 0.00, 0.00, 0.00, 1.00, 0.0),    # 1 = an "O" instead of a lens
-    "upper_lip_raise":  (0.00, 0.07, 0.00, 0.00, 0.00, 0.00, 0.0),    # on one side only
-    "lip_press":        (1.00, 0.20, 0.00, 0.00, 0.30, 0.00, 0.0),    # thin, dark, pressed lips
-    "nose_wrinkle":     (0.40, 1.00, 0.00, 0.00, 0.00, 0.00, 0.0),
-    "teeth":            (0.00, 0.50, 0.80, 1.00, 0.00, 0.30, 0.0),
+    "brow_inner_in": (0.05, 0.02, 0.03, 0.00, 0.01, 0.00, 0.0),  # inner ends drawn together
+    "eye_open": (-0.20, -0.25, 0.50, -0.50, -0.15, 0.60, 0.0),  # factor on lid opening
+    "mouth_width": (-0.15, 0.00, 0.30, 0.30, -0.05, -0.30, 0.0),  # factor on mouth width
+    "mouth_curve": (-0.02, -0.04, -0.03, 0.11, -0.09, 0.00, 0.0),  # corners up; < 0 = down
+    "mouth_open": (0.00, 0.03, 0.09, 0.04, 0.00, 0.17, 0.0),  # lip gap at the centre
+    "mouth_round": (0.00, 0.00, 0.00, 0.00, 0.00, 1.00, 0.0),  # 1 = an "O" instead of a lens
+    "upper_lip_raise": (0.00, 0.07, 0.00, 0.00, 0.00, 0.00, 0.0),  # on one side only
+    "lip_press": (1.00, 0.20, 0.00, 0.00, 0.30, 0.00, 0.0),  # thin, dark, pressed lips
+    "nose_wrinkle": (0.40, 1.00, 0.00, 0.00, 0.00, 0.00, 0.0),
+    "teeth": (0.00, 0.50, 0.80, 1.00, 0.00, 0.30, 0.0),
 }
 
 # Share of faces showing each attribute (CelebA's names), drawn independently: CelebA's own rates, except
 # that the rare ones are raised so that a few hundred faces still hold enough examples to learn from.
 ATTRIBUTE_PREVALENCE = {
-    "Bangs": 0.2,                 # CelebA 0.15
-    "Eyeglasses": 0.15,           # 0.065
+    "Bangs": 0.2,  # CelebA 0.15
+    "Eyeglasses": 0.15,  # 0.065
     "Mouth_Slightly_Open": 0.45,  # 0.48
-    "Mustache": 0.15,             # 0.04
-    "Smiling": 0.45,              # 0.48
+    "Mustache": 0.15,  # 0.04
+    "Smiling": 0.45,  # 0.48
 }
 ATTRIBUTES = tuple(ATTRIBUTE_PREVALENCE)
 
@@ -71,7 +71,10 @@ def generate_with_landmarks(n_images: int, size: int, seed: int, photo: bool) ->
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.repeat(np.arange(len(EMOTIONS)), class_counts(n_images)))
     images, landmarks = _draw_faces(
-        n_images, size, photo, rng,
+        n_images,
+        size,
+        photo,
+        rng,
         face_of=lambda rows: _sample_face(_expression_deltas(labels[rows]), rng),
     )
     return _dataset(images, labels, FER2013), landmarks
@@ -86,18 +89,20 @@ def generate_attributes(n_images: int, image_size: int, seed: int) -> RawDataset
         present = {name: shown[rows, k].astype(np.float64) for k, name in enumerate(ATTRIBUTES)}
         return _sample_face(_attribute_deltas(present), rng) | _sample_accessories(present, rng)
 
-    images, _ = _draw_faces(n_images, image_size, False, rng, face_of,
-                            extra_parts=(_draw_bangs, _draw_mustache, _draw_glasses))
+    images, _ = _draw_faces(
+        n_images, image_size, False, rng, face_of, extra_parts=(_draw_bangs, _draw_mustache, _draw_glasses)
+    )
     return _dataset(images, shown.astype(np.int8), LabelSet("attributes", ATTRIBUTES))
 
 
-def _draw_faces(n_images: int, size: int, photo: bool, rng: np.random.Generator, face_of,
-                extra_parts=()) -> tuple[np.ndarray, np.ndarray]:
+def _draw_faces(
+    n_images: int, size: int, photo: bool, rng: np.random.Generator, face_of, extra_parts=()
+) -> tuple[np.ndarray, np.ndarray]:
     """Images (n, size, size) and where their landmarks were drawn (n, 5, 2), a chunk at a time (memory);
     face_of(rows) samples the faces of the chunk's rows (a slice)."""
     images = np.empty((n_images, size, size), np.uint8)
     landmarks = np.empty((n_images, 5, 2))
-    chunk = max(1, PIXELS_PER_CHUNK // size ** 2)
+    chunk = max(1, PIXELS_PER_CHUNK // size**2)
     for start in range(0, n_images, chunk):
         rows = slice(start, start + chunk)
         face = face_of(rows)
@@ -118,14 +123,15 @@ def class_counts(n_images: int) -> np.ndarray:
     counts = np.floor(exact).astype(np.int64)
     # Stable sort so that ties in the remainder always go to the same (earlier) class.
     by_remainder = np.argsort(-(exact - counts), kind="stable")
-    counts[by_remainder[:n_images - counts.sum()]] += 1
+    counts[by_remainder[: n_images - counts.sum()]] += 1
     counts = np.maximum(counts, 1)  # every class must exist, even for tiny n
     counts[np.argmax(counts)] -= counts.sum() - n_images
     return counts
 
 
-def _render_chunk(face: dict, pose: dict, size: int, photo: bool, rng: np.random.Generator,
-                  extra_parts=()) -> np.ndarray:
+def _render_chunk(
+    face: dict, pose: dict, size: int, photo: bool, rng: np.random.Generator, extra_parts=()
+) -> np.ndarray:
     """Images of the sampled faces, posed, lit and noised; extra_parts draw over the face's own parts."""
     n = len(face["skin"])
     x, y = _image_grid(size)
@@ -146,6 +152,7 @@ def _render_chunk(face: dict, pose: dict, size: int, photo: bool, rng: np.random
 
 
 # ---- random parameters -------------------------------------------------------------------------------
+
 
 def _col(values) -> np.ndarray:
     """Per-image values shaped to broadcast against (n, H, W) grids."""
@@ -192,16 +199,31 @@ def _sample_face(deltas: dict, rng: np.random.Generator) -> dict:
         "mouth_side": rng.choice([-1.0, 1.0], n),
         "nostril": rng.uniform(0.3, 0.7, n),
     }
-    face.update({k: expr[k] for k in ("brow_raise", "brow_inner_raise", "brow_inner_in", "mouth_curve",
-                                      "mouth_open", "mouth_round", "upper_lip_raise", "nose_wrinkle",
-                                      "teeth")})
+    face.update(
+        {
+            k: expr[k]
+            for k in (
+                "brow_raise",
+                "brow_inner_raise",
+                "brow_inner_in",
+                "mouth_curve",
+                "mouth_open",
+                "mouth_round",
+                "upper_lip_raise",
+                "nose_wrinkle",
+                "teeth",
+            )
+        }
+    )
     return {k: _col(val) for k, val in face.items()}
 
 
 def _attribute_deltas(present: dict) -> dict:
     """_expression_deltas for attribute faces: the sum of the deltas of the attributes each image shows."""
-    return {k: present["Smiling"] * SMILE_DELTAS[k] + present["Mouth_Slightly_Open"] * MOUTH_OPEN_DELTAS.get(k, 0.0)
-            for k in EXPRESSION_DELTAS}
+    return {
+        k: present["Smiling"] * SMILE_DELTAS[k] + present["Mouth_Slightly_Open"] * MOUTH_OPEN_DELTAS.get(k, 0.0)
+        for k in EXPRESSION_DELTAS
+    }
 
 
 def _sample_accessories(present: dict, rng: np.random.Generator) -> dict:
@@ -239,11 +261,11 @@ def _sample_pose(n: int, photo: bool, rng: np.random.Generator) -> dict:
         scale = rng.uniform(0.88, 1.08, n)
         shift_x, shift_y = rng.normal(0, 0.05, (2, n))
         angle = np.deg2rad(rng.normal(0, 6, n))
-    return {k: _col(val) for k, val in
-            {"scale": scale, "shift_x": shift_x, "shift_y": shift_y, "angle": angle}.items()}
+    return {k: _col(val) for k, val in {"scale": scale, "shift_x": shift_x, "shift_y": shift_y, "angle": angle}.items()}
 
 
 # ---- geometry helpers --------------------------------------------------------------------------------
+
 
 def _image_grid(n_pixels: int) -> tuple[np.ndarray, np.ndarray]:
     centres = ((np.arange(n_pixels, dtype=np.float32) + 0.5) / n_pixels) * 2 - 1
@@ -259,8 +281,10 @@ def _face_coords(x, y, pose) -> tuple[np.ndarray, np.ndarray]:
 def _image_coords(u, v, pose) -> tuple[np.ndarray, np.ndarray]:
     """The inverse of _face_coords."""
     cos, sin = np.cos(pose["angle"]), np.sin(pose["angle"])
-    return (pose["shift_x"] + pose["scale"] * (cos * u - sin * v),
-            pose["shift_y"] + pose["scale"] * (sin * u + cos * v))
+    return (
+        pose["shift_x"] + pose["scale"] * (cos * u - sin * v),
+        pose["shift_y"] + pose["scale"] * (sin * u + cos * v),
+    )
 
 
 def _landmarks(f, pose, size: int) -> np.ndarray:
@@ -310,6 +334,7 @@ def _smooth_noise(n, n_pixels, cells, rng):
 
 # ---- drawing -----------------------------------------------------------------------------------------
 
+
 def _background(n, x, y, photo, rng) -> np.ndarray:
     size = x.shape[-1]
     img = _col(rng.uniform(0.2, 0.8, n)) + 0.08 * _smooth_noise(n, size, 4, rng)
@@ -325,13 +350,13 @@ def _draw_clutter(img, x, y, rng):
     img += 0.15 * _smooth_noise(n, x.shape[-1], 8, rng)
     edge = 2.0 / x.shape[-1]
     for _ in range(6):
-        cx, cy, half_w, half_h, tone = (_col(v) for v in rng.uniform(
-            [-1, -1, 0.05, 0.05, 0.0], [1, 1, 0.5, 0.5, 1.0], (n, 5)).T)
+        cx, cy, half_w, half_h, tone = (
+            _col(v) for v in rng.uniform([-1, -1, 0.05, 0.05, 0.0], [1, 1, 0.5, 0.5, 1.0], (n, 5)).T
+        )
         distance = np.maximum(np.abs(x - cx) - half_w, np.abs(y - cy) - half_h)
         _blend(img, _soft(distance, edge), tone)
     for _ in range(3):
-        cx, cy, a, b, tone = (_col(v) for v in rng.uniform(
-            [-1, -1, 0.05, 0.05, 0.0], [1, 1, 0.3, 0.3, 1.0], (n, 5)).T)
+        cx, cy, a, b, tone = (_col(v) for v in rng.uniform([-1, -1, 0.05, 0.05, 0.0], [1, 1, 0.3, 0.3, 1.0], (n, 5)).T)
         _blend(img, _soft(_ellipse_distance(x, y, cx, cy, a, b), edge), tone)
 
 
@@ -352,13 +377,13 @@ def _draw_head(img, u, v, f, edge):
 def _draw_eyes(img, u, v, f, edge):
     du, dv = np.abs(u) - f["eye_dx"], v - f["eye_y"]
     # Shadowed sockets give the dark eye band above lighter cheeks that face detectors look for.
-    socket = np.exp(-(du / (1.6 * f["eye_w"])) ** 2 - ((dv + 0.02) / 0.09) ** 2)
+    socket = np.exp(-((du / (1.6 * f["eye_w"])) ** 2) - ((dv + 0.02) / 0.09) ** 2)
     img *= 1 - f["socket"] * socket
     lower_lid = 0.8 * f["eye_h"]
     opening = _ellipse_distance(du, dv, 0, 0, f["eye_w"], np.where(dv < 0, f["eye_h"], lower_lid))
     opening_cover = _soft(opening, edge)
     _blend(img, opening_cover, np.minimum(1.0, f["skin"] + 0.15))
-    iris = np.sqrt((du - f["gaze"]) ** 2 + dv ** 2) - 0.045
+    iris = np.sqrt((du - f["gaze"]) ** 2 + dv**2) - 0.045
     _blend(img, opening_cover * _soft(iris, edge), f["iris"])
     lash_line = np.maximum(np.abs(opening) - 0.012, dv)
     _blend(img, _soft(lash_line, edge), 0.6 * f["iris"])
@@ -368,8 +393,9 @@ def _draw_brows(img, u, v, f, edge):
     inner_x = f["eye_dx"] - 0.1 - f["brow_inner_in"]
     outer_x = f["eye_dx"] + 0.16
     base_y = f["eye_y"] - f["brow_gap"] - f["brow_raise"]
-    brow = _stroke_distance(np.abs(u), v, inner_x, outer_x, base_y - f["brow_inner_raise"], base_y,
-                            f["brow_arch"], f["brow_thick"])
+    brow = _stroke_distance(
+        np.abs(u), v, inner_x, outer_x, base_y - f["brow_inner_raise"], base_y, f["brow_arch"], f["brow_thick"]
+    )
     _blend(img, _soft(brow, edge), f["brow_tone"] * f["hair"] + (1 - f["brow_tone"]) * 0.5 * f["skin"])
 
 
@@ -388,14 +414,15 @@ def _draw_nose(img, u, v, f, edge):
     bridge_y = f["eye_y"] + 0.05
     wrinkles = np.minimum(
         _stroke_distance(u, v, -0.08, 0.08, bridge_y, bridge_y, -0.02, 0.008),
-        _stroke_distance(u, v, -0.07, 0.07, bridge_y + 0.045, bridge_y + 0.045, -0.02, 0.008))
+        _stroke_distance(u, v, -0.07, 0.07, bridge_y + 0.045, bridge_y + 0.045, -0.02, 0.008),
+    )
     _blend(img, 0.6 * np.minimum(f["nose_wrinkle"], 1) * _soft(wrinkles, edge), 0.6 * f["skin"])
 
 
 def _draw_mouth(img, u, v, f, edge):
     t = u / f["mouth_w"]
-    inside = np.clip(1 - t ** 2, 0, None)
-    middle = f["mouth_y"] - f["mouth_curve"] * t ** 2
+    inside = np.clip(1 - t**2, 0, None)
+    middle = f["mouth_y"] - f["mouth_curve"] * t**2
     # Lens-shaped gap for smiles and cries; "O" shaped (square-root profile) for surprise.
     gap = f["mouth_open"] * ((1 - f["mouth_round"]) * inside + f["mouth_round"] * np.sqrt(inside))
     one_side = np.clip(t * f["mouth_side"], 0, 1) * inside
@@ -415,8 +442,7 @@ def _draw_mouth(img, u, v, f, edge):
 def _draw_bangs(img, u, v, f, edge):
     """A hair fringe from the hairline down over the brows, its lower edge ragged with strands."""
     brow_top = f["eye_y"] - f["brow_gap"] - f["brow_raise"] - f["brow_thick"]
-    fringe_end = (brow_top + f["bangs_reach"] + f["bangs_tilt"] * u
-                  + 0.025 * np.sin(30 * u + f["bangs_phase"]))
+    fringe_end = brow_top + f["bangs_reach"] + f["bangs_tilt"] * u + 0.025 * np.sin(30 * u + f["bangs_phase"])
     cap = _ellipse_distance(u, v, 0, f["face_y"] - 0.04, 1.08 * f["face_w"], 1.06 * f["face_h"])
     _blend(img, f["bangs"] * _soft(np.maximum(cap, v - fringe_end), edge), 0.7 * f["hair"])
 
@@ -446,8 +472,9 @@ def _draw_occluders(img, x, y, photo, rng):
     """Now and then a hand, strand of hair or microphone hides part of the face, as in FER2013."""
     n = len(img)
     present = rng.random(n) < (0.1 if photo else 0.15)
-    cx, cy, a, b, tone = (_col(val) for val in rng.uniform(
-        [-0.8, -0.8, 0.1, 0.1, 0.0], [0.8, 0.8, 0.35, 0.35, 1.0], (n, 5)).T)
+    cx, cy, a, b, tone = (
+        _col(val) for val in rng.uniform([-0.8, -0.8, 0.1, 0.1, 0.0], [0.8, 0.8, 0.35, 0.35, 1.0], (n, 5)).T
+    )
     cover = _soft(_ellipse_distance(x, y, cx, cy, a, b), 2.0 / x.shape[-1])
     _blend(img, cover * _col(present), tone)
 
