@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import torch
+import torchvision
 from conftest import REPO_PARAMS
 from PIL import Image
 
@@ -13,8 +14,10 @@ from fer.evaluate.evaluation import evaluate_checkpoint, write_evaluation
 from fer.evaluate.gallery import (
     CAPTION,
     ERRORS_SHOWN,
+    MIN_MAP_SIDE,
     PER_CLASS,
     TILE,
+    _cam_layer,
     activation_maps,
     confidently_wrong,
     draw_gallery,
@@ -80,3 +83,22 @@ def test_the_gallery_of_a_model_is_two_pngs_of_labelled_grids(tiny_checkpoint, t
     with Image.open(tmp_path / "maps.png") as grid:
         assert grid.size == (PER_CLASS * TILE, -(-present // PER_CLASS) * (TILE + CAPTION))
         assert np.asarray(grid)[..., 0].astype(int).sum() > np.asarray(grid)[..., 2].astype(int).sum()  # red heat
+
+
+def test_grad_cam_takes_the_deepest_maps_fine_enough_to_show_a_place():
+    """MobileNetV2's last maps on a 48-px face are 2 x 2 (one value over the whole face): a finer layer is used."""
+    model = torchvision.models.mobilenet_v2(num_classes=7).eval()
+    x = torch.zeros(1, 3, 48, 48)
+    shapes = {}
+    hooks = [
+        m.register_forward_hook(lambda m, _i, out: shapes.__setitem__(m, tuple(out.shape[-2:])) and None)
+        for m in model.modules()
+        if isinstance(m, torch.nn.Conv2d)
+    ]
+    model(x)
+    for hook in hooks:
+        hook.remove()
+    layer = _cam_layer(model, x)
+    assert shapes[list(shapes)[-1]] == (2, 2)
+    assert min(shapes[layer]) >= MIN_MAP_SIDE
+    assert all(min(shapes[m]) < MIN_MAP_SIDE for m in list(shapes)[list(shapes).index(layer) + 1 :])

@@ -1,6 +1,7 @@
 """Pictures for a reviewer: the champion's most confidently wrong test images, and where it looks per class.
 
-Where it looks is Grad-CAM (Selvaraju et al., 2017) on the model's last convolution: the feature maps weighted
+Where it looks is Grad-CAM (Selvaraju et al., 2017) on the model's deepest convolution whose maps still have
+MIN_MAP_SIDE pixels a side: the feature maps weighted
 by the mean gradient of the class's logit over each map, summed, rectified and scaled to the image. A model with
 no convolution (mlp, vit) gets the gradient of the logit with respect to the input pixels (a saliency map).
 Written as PNG grids that DVC shows as image plots.
@@ -25,6 +26,7 @@ TILE = 96  # pixels a test image is drawn at
 CAPTION = 26  # pixels of text under each tile (two lines of PIL's default font)
 ERRORS_SHOWN = 16
 PER_CLASS = 4  # test images a class's activation maps are drawn on
+MIN_MAP_SIDE = 6  # the coarsest feature maps Grad-CAM is taken from
 
 
 def confidently_wrong(rows: list[PredictionRow], n: int = ERRORS_SHOWN) -> list[PredictionRow]:
@@ -64,9 +66,24 @@ def draw_confident_errors(images: np.ndarray, rows: list[PredictionRow], path: s
     _save_grid(tiles or [(_tile(np.full((8, 8), 255, np.uint8)), "no wrong\nprediction")], 4, path)
 
 
-def _last_conv(model: torch.nn.Module) -> torch.nn.Conv2d | None:
+def _cam_layer(model: torch.nn.Module, x: torch.Tensor) -> torch.nn.Conv2d | None:
+    """The deepest convolution whose maps are at least MIN_MAP_SIDE on a side for input x (the last one if none
+    is): an ImageNet net's last maps on a 48-px face are 2 x 2, one value spread over the whole face."""
     convs = [module for module in model.modules() if isinstance(module, torch.nn.Conv2d)]
-    return convs[-1] if convs else None
+    sides = {}
+
+    def measure(module, _inputs, output) -> None:  # a hook that returned a value would replace the output
+        sides[module] = min(output.shape[-2:])
+
+    hooks = [conv.register_forward_hook(measure) for conv in convs]
+    try:
+        with torch.no_grad():
+            model(x[:1])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    fine = [conv for conv in convs if sides.get(conv, 0) >= MIN_MAP_SIDE]
+    return (fine or convs or [None])[-1]
 
 
 def activation_maps(model: torch.nn.Module, record: ModelRecord, images: np.ndarray, classes: list[int]) -> np.ndarray:
@@ -75,8 +92,8 @@ def activation_maps(model: torch.nn.Module, record: ModelRecord, images: np.ndar
         if hasattr(module, "inplace"):
             module.inplace = False
     model.eval()
-    conv, captured = _last_conv(model), {}
     x = model_input(torch.from_numpy(np.ascontiguousarray(images)), record.input_spec).requires_grad_()
+    conv, captured = _cam_layer(model, x), {}
 
     def keep(_module, _inputs, output):
         output.retain_grad()
@@ -114,7 +131,8 @@ def draw_activation_maps(
     if not shown:
         raise FerError("the test split has no images to draw activation maps on")
     heat = activation_maps(model, record, images[shown], wanted)
-    method = "Grad-CAM" if _last_conv(model) is not None else "saliency"
+    has_conv = any(isinstance(module, torch.nn.Conv2d) for module in model.modules())
+    method = "Grad-CAM" if has_conv else "saliency"
     tiles = [(_tile(images[i], h), f"{record.classes[k]}\n{method}") for i, k, h in zip(shown, wanted, heat)]
     _save_grid(tiles, PER_CLASS, path)
 

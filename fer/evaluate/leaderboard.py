@@ -128,7 +128,7 @@ def mark_ties(leaderboard: dict, evaluations: list[Evaluation], alpha: float) ->
                 f"{champion.predictions} and {runs[name].predictions}",
             )
             p_value = mcnemar(*correct).p_value
-            row = {**row, "vs_champion_p": round(p_value, 4), "tied_with_champion": p_value >= alpha}
+            row = {**row, "vs_champion_p": float(f"{p_value:.3g}"), "tied_with_champion": p_value >= alpha}
         models[name] = row
     return {**leaderboard, "alpha": alpha, "models": models}
 
