@@ -16,6 +16,7 @@ import pandas as pd
 from fer.core.params import load_params
 from fer.data.aligning import align_all
 from fer.data.datasets import load_split, save_splits
+from fer.data.rawdata import TEST
 from fer.data.sources.synthetic import generate
 from fer.data.splitting import stratified_assignment
 from fer.evaluate.evaluation import evaluate_checkpoint
@@ -63,7 +64,7 @@ def main():
             train_model(TrainJob.from_params(params, args.model, params.seed, split), Path(tmp) / "model.pt")
             result, _ = evaluate_checkpoint(
                 Path(tmp) / "model.pt",
-                *load_split(split, "test"),
+                *load_split(split, TEST),
                 crops.label_set,
                 params.evaluate,
                 predictions_path=Path(tmp) / "predictions.json",

@@ -6,6 +6,7 @@ from pathlib import Path
 from fer.core.errors import one_line_errors
 from fer.core.params import load_params
 from fer.data.datasets import load_labels, load_split
+from fer.data.rawdata import TEST, TRAIN
 from fer.evaluate.evaluation import evaluate_checkpoint, write_evaluation
 
 
@@ -24,8 +25,8 @@ def main():
     )
     args = cli.parse_args()
 
-    images, labels = load_split(args.split, "test")
-    label_set, train_labels = load_labels(Path(args.split) / "train")  # the majority baseline's, for attributes
+    images, labels = load_split(args.split, TEST)
+    label_set, train_labels = load_labels(Path(args.split) / TRAIN)  # the majority baseline's, for attributes
     evaluated, _ = evaluate_checkpoint(
         args.checkpoint,
         images,

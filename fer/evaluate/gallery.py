@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 from fer.core.errors import FerError
 from fer.core.storage import atomic_path
 from fer.data.datasets import load_split
+from fer.data.rawdata import TEST
 from fer.evaluate.records import Evaluation, PredictionRow, read_predictions
 from fer.runtime.checkpoint import load_checkpoint
 from fer.runtime.inputs import model_input
@@ -139,7 +140,7 @@ def draw_activation_maps(
 
 def draw_gallery(run: Evaluation, split_dir: str | Path, errors_path: str | Path, maps_path: str | Path) -> None:
     """Both pictures for one evaluated run (the champion's), on the test split it was evaluated on."""
-    images, labels = load_split(split_dir, "test")
+    images, labels = load_split(split_dir, TEST)
     draw_confident_errors(images, read_predictions(run.predictions), errors_path)
     model, record = load_checkpoint(run.checkpoint, expected_sha256=run.sha256)
     draw_activation_maps(model, record, images, labels, maps_path)

@@ -13,6 +13,7 @@ from fer.core.errors import FerError
 from fer.core.params import ExportParams
 from fer.core.storage import atomic_path, file_sha256, write_json
 from fer.data.datasets import load_split, split_label_set
+from fer.data.rawdata import TEST, TRAIN
 from fer.evaluate.records import read_champion
 from fer.export.checks import agreement, quality, require_agreement
 from fer.export.latency import time_ms
@@ -39,8 +40,8 @@ def export_champion(
     model, record = load_checkpoint(checkpoint, expected_sha256=read_champion(champion_record).sha256)
     if record.label_set != split_label_set(split_dir):
         raise FerError(f"{checkpoint}: trained for other labels than {split_dir}'s; re-run the pipeline (dvc repro)")
-    test_images, test_labels = load_split(split_dir, "test")
-    train_images, _ = load_split(split_dir, "train")
+    test_images, test_labels = load_split(split_dir, TEST)
+    train_images, _ = load_split(split_dir, TRAIN)
     reference = CropsToProbabilities(model, record)
     with torch.inference_mode():
         expected = reference(torch.from_numpy(np.ascontiguousarray(test_images))).numpy()

@@ -8,12 +8,6 @@ from torch import nn
 from fer.core.errors import FerError, one_line
 
 
-def check_options(owner: str, options: dict, allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise FerError(f"{owner}: unknown option {unknown[0]!r}; allowed: {', '.join(allowed) or '(none)'}")
-
-
 def required_option(owner: str, options: dict, name: str):
     """An option the builder has no default for: params.yaml's model entry is the one place its value lives."""
     if name not in options:

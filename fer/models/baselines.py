@@ -3,12 +3,11 @@
 from torch import nn
 
 from fer.core.errors import FerError
-from fer.models.adapt import check_options, required_option
+from fer.models.adapt import required_option
 from fer.models.input_spec import FROM_SCRATCH, Normalization
 
 
 def build_mlp(num_classes, image_size, pretrained, dropout, **options) -> tuple[nn.Module, Normalization]:
-    check_options("mlp", options, allowed=("hidden",))
     _reject_pretrained("mlp", pretrained)
     hidden = _positive_ints("mlp", "hidden", required_option("mlp", options, "hidden"))
     layers: list[nn.Module] = [nn.Flatten()]
@@ -26,7 +25,6 @@ def build_mlp(num_classes, image_size, pretrained, dropout, **options) -> tuple[
 
 
 def build_cnn(num_classes, image_size, pretrained, dropout, **options) -> tuple[nn.Module, Normalization]:
-    check_options("cnn", options, allowed=("widths",))
     _reject_pretrained("cnn", pretrained)
     widths = _positive_ints("cnn", "widths", required_option("cnn", options, "widths"))
     # each width ends in a 2x2 max pool; below one pixel the pool fails with an unhelpful shape error

@@ -8,7 +8,7 @@ from timm.models._efficientnet_blocks import DepthwiseSeparableConv, InvertedRes
 from torch import nn
 
 from fer.core.errors import FerError
-from fer.models.adapt import check_options, fresh_head, load_matching, load_weights_file, make_grey
+from fer.models.adapt import fresh_head, load_matching, load_weights_file, make_grey
 from fer.models.input_spec import FROM_SCRATCH, Normalization
 
 ARCH = "efficientnet_lite0"
@@ -17,7 +17,6 @@ LITE0_INPUT = Normalization(mean=0.5, std=0.5)
 
 
 def build_lite0(num_classes, image_size, pretrained, dropout, **options) -> tuple[nn.Module, Normalization]:
-    check_options(ARCH, options, allowed=())
     if pretrained is True:
         model = load_lite0_imagenet()
     else:

@@ -13,7 +13,7 @@ from torch import nn
 
 from fer.core.errors import FerError, one_line
 from fer.core.storage import file_sha256
-from fer.models.adapt import check_options, fresh_head, load_matching, load_weights_file, make_grey
+from fer.models.adapt import fresh_head, load_matching, load_weights_file, make_grey
 from fer.models.input_spec import FROM_SCRATCH, Normalization
 
 # The ImageNet RGB mean/std (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225) averaged to one grey channel.
@@ -80,7 +80,6 @@ def _builder(arch: str):
 
     def build(num_classes, image_size, pretrained, dropout, **options) -> tuple[nn.Module, Normalization]:
         # convolutional and globally pooled: any image_size works, so it needs no adapting here
-        check_options(arch, options, allowed=())
         model = _imagenet_model(arch, spec, pretrained)
         if not pretrained and spec.scratch_init is not None:
             spec.scratch_init(model)

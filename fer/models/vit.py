@@ -9,7 +9,7 @@ from transformers import ViTConfig, ViTForImageClassification
 
 from fer.core.archs import VIT_SCRATCH_SIZES
 from fer.core.errors import FerError, one_line
-from fer.models.adapt import check_options, fresh_head, make_grey, required_option
+from fer.models.adapt import fresh_head, make_grey, required_option
 from fer.models.input_spec import FROM_SCRATCH, Normalization
 
 # google/vit-* checkpoints were trained on input scaled to [-1, 1].
@@ -31,14 +31,12 @@ class ViTLogits(nn.Module):
 
 def build_vit(num_classes, image_size, pretrained, dropout, **options) -> tuple[nn.Module, Normalization]:
     if pretrained:
-        check_options("vit (pretrained)", options, allowed=("checkpoint",))
         vit = _load_pretrained(pretrained, options, num_classes)
         make_grey(vit.vit.embeddings.patch_embeddings.projection)
         # the patch embedding checks the channel count of its input against these
         vit.vit.embeddings.patch_embeddings.num_channels = vit.config.num_channels = 1
         normalization = PRETRAINED_INPUT
     else:
-        check_options("vit", options, allowed=(*VIT_SCRATCH_SIZES, "intermediate_size", "conv_stem"))
         vit = _scratch_vit(image_size, num_classes, options)
         normalization = FROM_SCRATCH
     fresh_head(vit, "classifier", num_classes, dropout)

@@ -11,6 +11,7 @@ from fer.core.errors import FerError
 from fer.core.storage import atomic_path
 from fer.data.datasets import load_split
 from fer.data.image_stats import DETECTION_STATS, IMAGE_STATS, image_stats
+from fer.data.rawdata import TRAIN
 from fer.serve.prediction_log import read_log
 
 
@@ -65,7 +66,7 @@ def drift_report(log_path: str | Path, split_dir: str | Path, out_dir: str | Pat
             f"{log_path}: column {unusable[0]} holds text or NULL values; expected the numbers "
             "fer serve logs (was the log written by another program?)"
         )
-    train_faces, _ = load_split(split_dir, "train")
+    train_faces, _ = load_split(split_dir, TRAIN)
     reference = image_stats(train_faces)
     tests = {}
     for stat in IMAGE_STATS:

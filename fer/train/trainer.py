@@ -6,6 +6,7 @@ import torch
 from dvclive import Live
 
 from fer.data.datasets import load_split, split_label_set, training_data
+from fer.data.rawdata import TRAIN, VAL
 from fer.models import build_model
 from fer.runtime.checkpoint import save_checkpoint
 from fer.runtime.device import resolve_device
@@ -42,8 +43,8 @@ def train_model(job: TrainJob, checkpoint_path: str | Path, on_epoch=None, tuned
     label_set = split_label_set(job.split_dir)
     data = TrainingData(
         label_set,
-        to_device(*load_split(job.split_dir, "train"), device),
-        to_device(*load_split(job.split_dir, "val"), device),
+        to_device(*load_split(job.split_dir, TRAIN), device),
+        to_device(*load_split(job.split_dir, VAL), device),
     )
     torch.manual_seed(job.seed)  # the same initial weights on every run
     model, input_spec = build_model(

@@ -30,6 +30,7 @@ from fer.core.errors import FerError, one_line
 from fer.core.params import FloatRange, SearchSpace, TuneParams
 from fer.core.storage import write_json
 from fer.data.datasets import IMAGES, MANIFEST
+from fer.data.rawdata import TRAIN, VAL
 from fer.train.job import TrainJob
 from fer.train.loop import EpochLog, FitResult
 from fer.train.trainer import train_model
@@ -43,6 +44,7 @@ SCRATCH_CHECKPOINT = "trial.pt"
 # Trials are few and slow here: Optuna's default of 5 start-up trials would leave the pruner idle in most
 # studies, while 2 already give a median to compare against.
 PRUNER_STARTUP_TRIALS = 2
+DUPLICATE_TABLE = "42P07"  # PostgreSQL's SQLSTATE for a table that already exists
 SCHEMA_ATTEMPTS = 3
 
 
@@ -58,7 +60,7 @@ class TuneOutputs:
 def split_fingerprint(split_dir: str | Path) -> str:
     """A digest of the train and val splits that trials learn and are scored on."""
     digest = hashlib.sha256()
-    for split in ("train", "val"):
+    for split in (TRAIN, VAL):
         for file in (IMAGES, MANIFEST):
             digest.update((Path(split_dir) / split / file).read_bytes())
     return digest.hexdigest()[:16]
@@ -132,10 +134,15 @@ def _open_study(tune: TuneParams, study_dir: Path, name: str) -> optuna.Study:
             return optuna.create_study(
                 storage=storage, study_name=name, direction="maximize", pruner=_pruner(tune), load_if_exists=True
             )
-        except sqlalchemy.exc.IntegrityError as err:
-            # Workers started together on an empty database race to create Optuna's tables; the losers
-            # find them made on the next try.
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
+            # Workers started together on an empty database race to create Optuna's tables (a duplicate row,
+            # or PostgreSQL's duplicate_table, SQLSTATE 42P07); the losers find them made on the next try.
             failure = err
+            if (
+                isinstance(err, sqlalchemy.exc.ProgrammingError)
+                and getattr(err.orig, "sqlstate", None) != DUPLICATE_TABLE
+            ):
+                break
             time.sleep(attempt)
         except (ImportError, sqlalchemy.exc.SQLAlchemyError) as err:
             failure = err
