@@ -9,19 +9,11 @@ from pathlib import Path
 
 from fer.core.errors import FerError
 from fer.core.storage import atomic_path, file_sha256
-from fer.evaluate.leaderboard import best_run, runs_by_model
+from fer.evaluate.leaderboard import LEADERBOARD_COLUMNS, best_run, runs_by_model
 from fer.evaluate.records import ChampionRecord, Evaluation, write_record
 
-HEADLINE = (
-    "accuracy",
-    "accuracy_ci_low",
-    "accuracy_ci_high",
-    "macro_f1",
-    "macro_f1_ci_low",
-    "macro_f1_ci_high",
-    "ece",
-    "latency_ms",
-)
+# The champion record's test metrics: the leaderboard's columns but the parameter count.
+HEADLINE = tuple(column for column in LEADERBOARD_COLUMNS if column != "params")
 
 
 def champion_run(leaderboard: dict, evaluations: list[Evaluation]) -> Evaluation:
