@@ -7,11 +7,14 @@ import pandas as pd
 import pytest
 import torch
 
+from fer.core.labels import LabelSet
 from fer.core.params import ModelParams, TrainParams, load_params
 from fer.data.datasets import save_images
 from fer.data.sources.synthetic import generate
 from fer.evaluate.records import Evaluation
 from fer.runtime.checkpoint import tensors_sha256
+from fer.serve.predict import FacePrediction
+from fer.serve.prediction_log import PredictionLog
 from fer.train.job import TrainJob
 from fer.train.trainer import train_model
 
@@ -99,3 +102,12 @@ def tiny_pipeline(tmp_path_factory) -> Path:
     repo = _make_repo(tmp_path_factory.mktemp("tiny_pipeline"), **TINY)
     _repro(repo)
     return repo
+
+
+def write_prediction_log(path: Path, faces: int = 5) -> Path:
+    """A prediction log at path holding `faces` happy faces whose brightness and sharpness differ."""
+    log = PredictionLog(path)
+    head = LabelSet("expression", ("happy",)).head
+    stats = [{"brightness": 0.5 + i / 100, "contrast": 0.2, "sharpness": 3.0 + i} for i in range(faces)]
+    log.record("mlp", [FacePrediction((0, 0, 48, 48), 1.0, {"happy": 1.0}, head, row).log_row() for row in stats])
+    return path

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO_PARAMS
+from conftest import REPO_PARAMS, write_prediction_log
 from PIL import Image
 from skimage import data as skdata
 from test_serving import _serving
@@ -33,7 +33,7 @@ from fer.runtime.checkpoint import load_checkpoint
 from fer.runtime.face_detector import face_detector
 from fer.serve.api import create_app
 from fer.serve.drift import drift_report
-from fer.serve.predict import FacePrediction, Predictor
+from fer.serve.predict import Predictor
 from fer.serve.prediction_log import PredictionLog
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -216,30 +216,12 @@ def test_the_validate_stage_runs_the_checks_without_torch(tmp_path):
 # 4. commands write only their own files -------------------------------------------------------------------------
 
 
-def _log_of(path: Path, faces: int = 5) -> Path:
-    log = PredictionLog(path)
-    log.record(
-        "mlp",
-        [
-            FacePrediction(
-                (0, 0, 48, 48),
-                1.0,
-                {"happy": 1.0},
-                LabelSet("expression", ("happy",)).head,
-                {"brightness": 0.5 + i / 100, "contrast": 0.2, "sharpness": 3.0 + i},
-            ).log_row()
-            for i in range(faces)
-        ],
-    )
-    return path
-
-
 def test_drift_out_keeps_the_other_files_of_its_folder(tmp_path, tiny_split):
     out = tmp_path / "plots"
     (out / "confusion").mkdir(parents=True)
     (out / "confusion" / "cnn.json").write_text("{}")
     (out / "leaderboard.json").write_text("[]")
-    drift_report(_log_of(tmp_path / "log.sqlite"), tiny_split, out)
+    drift_report(write_prediction_log(tmp_path / "log.sqlite"), tiny_split, out)
     assert (out / "confusion" / "cnn.json").read_text() == "{}" and (out / "leaderboard.json").read_text() == "[]"
     assert {"drift.json", "drift.md", "brightness.png"} <= {p.name for p in out.iterdir()}
 
@@ -300,7 +282,7 @@ def _null_stat(path: Path) -> None:
     ],
 )
 def test_drift_on_a_log_with_missing_or_unusable_columns_is_one_line(tmp_path, tiny_split, spoil, problem, capsys):
-    log = _log_of(tmp_path / "log.sqlite")
+    log = write_prediction_log(tmp_path / "log.sqlite")
     spoil(log)
     err = _one_line_exit(["drift", "--log", str(log), "--split", str(tiny_split), "--out", str(tmp_path / "d")], capsys)
     assert re.search(problem, err), err
@@ -312,7 +294,16 @@ def test_drift_with_an_unusable_out_is_one_line(tmp_path, tiny_split, out, probl
         out = str(tmp_path / out)
         Path(out).write_text("seed: 1\n")
     err = _one_line_exit(
-        ["drift", "--log", str(_log_of(tmp_path / "log.sqlite")), "--split", str(tiny_split), "--out", out], capsys
+        [
+            "drift",
+            "--log",
+            str(write_prediction_log(tmp_path / "log.sqlite")),
+            "--split",
+            str(tiny_split),
+            "--out",
+            out,
+        ],
+        capsys,
     )
     assert re.search(problem, err), err
     if out.endswith("params.yaml"):
@@ -458,7 +449,7 @@ def test_drift_alpha_outside_zero_one_is_refused(tmp_path, tiny_split, alpha, ca
         [
             "drift",
             "--log",
-            str(_log_of(tmp_path / "log.sqlite")),
+            str(write_prediction_log(tmp_path / "log.sqlite")),
             "--split",
             str(tiny_split),
             "--out",

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO_PARAMS, train_params, with_weights
+from conftest import REPO_PARAMS, train_params, with_weights, write_prediction_log
 from PIL import Image
 from skimage import data as skdata
 
@@ -583,19 +583,7 @@ def test_drift_on_a_log_that_is_not_one_is_one_line_and_leaves_it_alone(tmp_path
 
 
 def test_drift_without_a_split_is_one_line(tmp_path, tiny_split, capsys):
-    log = PredictionLog(tmp_path / "log.sqlite")
-    log.record(
-        "mlp",
-        [
-            FacePrediction(
-                (0, 0, 48, 48),
-                1.0,
-                {"happy": 1.0},
-                FER2013.head,
-                {"brightness": 0.5, "contrast": 0.2, "sharpness": 3.0},
-            ).log_row()
-        ],
-    )
+    write_prediction_log(tmp_path / "log.sqlite", faces=1)
     with pytest.raises(SystemExit):
         main(["drift", "--log", str(tmp_path / "log.sqlite"), "--split", str(tmp_path / "none")])
     err = capsys.readouterr().err
