@@ -2,14 +2,12 @@
 
 from torch import nn
 
-from fer.core.errors import FerError
 from fer.models.adapt import required_option
 from fer.models.input_spec import FROM_SCRATCH, Normalization
 
 
 def build_mlp(num_classes, image_size, pretrained, dropout, **options) -> tuple[nn.Module, Normalization]:
-    _reject_pretrained("mlp", pretrained)
-    hidden = _positive_ints("mlp", "hidden", required_option("mlp", options, "hidden"))
+    hidden = required_option("mlp", options, "hidden")
     layers: list[nn.Module] = [nn.Flatten()]
     in_features = image_size * image_size
     for width in hidden:
@@ -25,11 +23,7 @@ def build_mlp(num_classes, image_size, pretrained, dropout, **options) -> tuple[
 
 
 def build_cnn(num_classes, image_size, pretrained, dropout, **options) -> tuple[nn.Module, Normalization]:
-    _reject_pretrained("cnn", pretrained)
-    widths = _positive_ints("cnn", "widths", required_option("cnn", options, "widths"))
-    # each width ends in a 2x2 max pool; below one pixel the pool fails with an unhelpful shape error
-    if image_size < 2 ** len(widths):
-        raise FerError(f"cnn: image_size {image_size} is too small for {len(widths)} pooling stages (widths)")
+    widths = required_option("cnn", options, "widths")
     layers: list[nn.Module] = []
     in_channels = 1
     for width in widths:
@@ -46,18 +40,3 @@ def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
         nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True),
     ]
-
-
-def _reject_pretrained(arch: str, pretrained) -> None:
-    if pretrained:
-        raise FerError(f"{arch}: there are no pretrained weights for this baseline; set pretrained: false")
-
-
-def _positive_ints(arch: str, name: str, value) -> list[int]:
-    if (
-        not isinstance(value, (list, tuple))
-        or not value
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
-    ):
-        raise FerError(f"{arch}: option {name} must be a non-empty list of positive integers (got {value!r})")
-    return list(value)
