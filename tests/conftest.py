@@ -1,11 +1,15 @@
 """Fixtures and params shared by several test modules."""
 
+import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from filelock import FileLock
 
 from fer.core.labels import LabelSet
 from fer.core.params import ModelParams, TrainParams, load_params
@@ -93,15 +97,39 @@ def tiny_checkpoint(tiny_split):
     return path
 
 
+def pytest_collection_modifyitems(items):
+    # pytest-xdist hands tests to its workers in collection order: the long end-to-end ones go first, so that
+    # the short ones fill in around them instead of one worker finishing with a long test alone.
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], Path]) -> Path:
+    """What build(folder) returns, built once per test run and shared by pytest-xdist's workers: the first worker
+    to ask builds it while the others wait on a file lock, then all read the same folder."""
+    root = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:  # each worker has its own basetemp below the run's
+        root = root.parent
+    folder, built = root / name, root / f"{name}.built"
+    with FileLock(root / f"{name}.lock"):
+        if not built.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a failed build left
+            folder.mkdir()
+            built.write_text(str(build(folder)))
+    return Path(built.read_text())
+
+
 @pytest.fixture(scope="session")
 def tiny_pipeline(tmp_path_factory) -> Path:
     """test_pipeline_e2e's TINY pipeline reproduced once, every stage, for the e2e tests that start from it: each
     copies it (_copy_repo) instead of reproducing it again, and none changes this one."""
     from test_pipeline_e2e import TINY, _make_repo, _repro  # here, as that module imports this one
 
-    repo = _make_repo(tmp_path_factory.mktemp("tiny_pipeline"), **TINY)
-    _repro(repo)
-    return repo
+    def build(folder: Path) -> Path:
+        repo = _make_repo(folder, **TINY)
+        _repro(repo)
+        return repo
+
+    return built_once(tmp_path_factory, "tiny_pipeline", build)
 
 
 def write_prediction_log(path: Path, faces: int = 5) -> Path:

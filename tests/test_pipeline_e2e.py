@@ -139,6 +139,7 @@ TINY = dict(
     model="cnn",
     tune={"trials": 2, "epochs": 1},
     evaluate={"latency_images": 4},
+    export={"calibration_images": 16, "latency_batch": 4, "latency_repeats": 2},
 )
 
 
@@ -224,6 +225,9 @@ def test_default_pipeline_end_to_end_is_cached_reproducible_and_selective(tiny_p
         in leaderboard["models"][next(m for m in leaderboard["models"] if m != leaderboard["champion"])]
     )
 
+
+def test_a_changed_model_re_runs_its_own_stages_and_switching_the_tuned_model_reuses_the_cache(tiny_pipeline, tmp_path):
+    repo = _copy_repo(tiny_pipeline, tmp_path)
     # Changing one model's params re-runs only its train stage (and what depends on it) ...
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["models"]["cnn"]["lr"] = 0.01

@@ -1,7 +1,7 @@
 """The real `dvc exp run` with bad values (issue 23): the validate stage stops it before DVC deletes anything."""
 
 import pytest
-from test_pipeline_e2e import TINY_MODELS, _make_repo, _repro, _run
+from test_pipeline_e2e import _copy_repo, _run
 
 pytestmark = pytest.mark.e2e
 
@@ -16,17 +16,10 @@ def _kept(repo) -> dict:
     }
 
 
-def test_bad_values_through_dvc_exp_run_leave_every_output_and_dvc_checkout_restores_what_dvc_drops(tmp_path):
-    repo = _make_repo(
-        tmp_path,
-        synthetic={"n_images": 140},
-        train={"epochs": 1, "device": "cpu"},
-        models={"mlp": TINY_MODELS["mlp"]},
-        model="mlp",
-        tune={"trials": 1, "epochs": 1},
-        evaluate={"latency_images": 2},
-    )
-    _repro(repo)
+def test_bad_values_through_dvc_exp_run_leave_every_output_and_dvc_checkout_restores_what_dvc_drops(
+    tiny_pipeline, tmp_path
+):
+    repo = _copy_repo(tiny_pipeline, tmp_path)
     _run(["git", "add", "-A"], repo)
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "outputs"], repo)
     kept = _kept(repo)
