@@ -8,33 +8,64 @@ whole test split, largest probability difference, accuracy, size and CPU latency
 Two reference rows bound what post-training int8 can reach: the float export fed crops with +-1 grey level of
 random noise (the model's own sensitivity), and the float export with its weights rounded to int8 per channel
 (float activations: the error of the weights alone).
+
+With --qat-epochs N, two more rows: quantisation-aware fine-tuning as distillation (qat_distilled), its float
+weights exported and then quantised as the stage does.
 """
 
 import argparse
+import copy
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import onnx
 import torch
+import torch.nn.functional as F
 from onnx import numpy_helper
 from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
+from torch.ao.quantization import (
+    FakeQuantize,
+    MovingAverageMinMaxObserver,
+    MovingAveragePerChannelMinMaxObserver,
+    QConfig,
+    QConfigMapping,
+)
+from torch.ao.quantization.quantize_fx import prepare_qat_fx
+from torch.fx.experimental.optimization import fuse
 
 from fer.core.params import load_params
 from fer.core.storage import file_sha256
 from fer.data.datasets import load_split
-from fer.data.rawdata import TEST, TRAIN
+from fer.data.rawdata import TEST, TRAIN, VAL
 from fer.evaluate.records import read_champion
 from fer.export.checks import agreement, quality
 from fer.export.latency import time_ms
 from fer.export.onnx_export import CropsToProbabilities, export_onnx
 from fer.export.quantize import WEIGHTED_OPS, TrainCrops, calibration_sample, kept_in_float, quantize_int8
 from fer.runtime.checkpoint import load_checkpoint
+from fer.runtime.inputs import batch_indices, model_input
 from fer.runtime.onnx_model import OnnxClassifier
 
 INT8 = QuantType.QInt8
+QAT_BATCH = 64
+# What the stage's static int8 does, as fake quantisation: int8 activations, one affine scale per tensor;
+# symmetric int8 weights in [-127, 127], one scale per output channel.
+QAT_CONFIG = QConfig(
+    activation=FakeQuantize.with_args(
+        observer=MovingAverageMinMaxObserver, quant_min=-128, quant_max=127, dtype=torch.qint8
+    ),
+    weight=FakeQuantize.with_args(
+        observer=MovingAveragePerChannelMinMaxObserver,
+        quant_min=-127,
+        quant_max=127,
+        dtype=torch.qint8,
+        qscheme=torch.per_channel_symmetric,
+    ),
+)
 
 
 def static_options(prepared: Path, train: np.ndarray, n: int, seed: int) -> dict[str, dict]:
@@ -78,29 +109,76 @@ def weights_rounded(prepared: Path, out: Path) -> None:
     onnx.save(model, str(out))
 
 
+def qat_distilled(
+    model: torch.nn.Module, record, train: np.ndarray, epochs: int, lr: float, seed: int
+) -> torch.nn.Module:
+    """The champion fine-tuned to reproduce its own logits (MSE; train crops, half of each batch mirrored) under
+    int8 fake quantisation placed about as the stage's static export places it: BatchNorms folded into their
+    convolutions first (as the ONNX exporter does), the first and last weighted layers left float. The observers
+    freeze for the last epoch. Returns the folded float model carrying the fine-tuned weights."""
+    torch.manual_seed(seed)
+    teacher, spec = model.eval(), record.input_spec
+    folded = fuse(copy.deepcopy(model))
+    weighted = [name for name, m in folded.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    mapping = QConfigMapping().set_global(QAT_CONFIG)
+    for name in (weighted[0], weighted[-1]):
+        mapping.set_module_name(name, None)
+    crops = torch.from_numpy(np.ascontiguousarray(train))
+    student = prepare_qat_fx(copy.deepcopy(folded).train(), mapping, (model_input(crops[:2], spec),))
+    optimizer = torch.optim.Adam(student.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    for epoch in range(epochs):
+        if epoch and epoch == epochs - 1:  # after at least one epoch of observed ranges
+            student.apply(torch.ao.quantization.disable_observer)
+        for batch in batch_indices(len(crops), QAT_BATCH, generator):
+            x = model_input(crops[batch], spec)
+            x[: len(batch) // 2] = x[: len(batch) // 2].flip(-1)
+            with torch.no_grad():
+                target = teacher(x)
+            loss = F.mse_loss(student(x), target)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    trained = student.state_dict()
+    folded.load_state_dict({key: trained[key] for key in folded.state_dict()})
+    return folded.eval()
+
+
 def main():
     cli = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_argument("--champion", required=True)
     cli.add_argument("--champion-record", required=True)
     cli.add_argument("--split", required=True)
     cli.add_argument("--repeats", type=int, default=20, help="timed runs per row and batch size")
+    cli.add_argument("--qat-epochs", type=int, default=0, help="quantisation-aware fine-tuning rows (0: none)")
+    cli.add_argument("--qat-lr", type=float, default=5e-5, help="its Adam learning rate")
     args = cli.parse_args()
     params = load_params()
     model, record = load_checkpoint(args.champion, expected_sha256=read_champion(args.champion_record).sha256)
     test, labels = load_split(args.split, TEST)
+    val, _ = load_split(args.split, VAL)
     train, _ = load_split(args.split, TRAIN)
-    torch.set_num_threads(params.export.latency_threads)
     with torch.inference_mode():
-        expected = CropsToProbabilities(model, record)(torch.from_numpy(np.ascontiguousarray(test))).numpy()
+        expected, expected_val = (
+            CropsToProbabilities(model, record)(torch.from_numpy(np.ascontiguousarray(crops))).numpy()
+            for crops in (test, val)
+        )
     rows = []
 
-    def measure(name: str, path: Path, crops: np.ndarray = test) -> None:
+    rng = np.random.default_rng(params.seed)
+
+    def measure(name: str, path: Path, noise: bool = False) -> None:
+        """One row; with noise, every pixel of the test and validation crops moved by -1, 0 or +1 grey level."""
         exported = OnnxClassifier(path, params.export.latency_threads)
-        probabilities = exported.probabilities(crops)
+        crops, val_crops = (
+            np.clip(c + rng.integers(-1, 2, c.shape), 0, 255).astype(np.uint8) if noise else c for c in (test, val)
+        )
+        probabilities, val_probabilities = exported.probabilities(crops), exported.probabilities(val_crops)
         one, batch = test[:1], test[: params.export.latency_batch]
         rows.append(
             {
                 "variant": name,
+                "val_agreement": agreement(expected_val, val_probabilities, record.label_set)["agreement"],
                 **agreement(expected, probabilities, record.label_set),
                 **quality(probabilities, labels, record.label_set),
                 "kB": path.stat().st_size // 1000,
@@ -116,8 +194,7 @@ def main():
         export_onnx(model, record, test.shape[1], float_onnx, params.export.opset, file_sha256(args.champion))
         quant_pre_process(str(float_onnx), str(prepared))
         measure("float ONNX", float_onnx)
-        noise = np.random.default_rng(params.seed).integers(-1, 2, test.shape)
-        measure("float ONNX, crops +-1 grey level", float_onnx, np.clip(test + noise, 0, 255).astype(np.uint8))
+        measure("float ONNX, crops +-1 grey level", float_onnx, noise=True)
         weights_rounded(prepared, scratch / "rounded.onnx")
         measure("float ONNX, weights rounded to int8", scratch / "rounded.onnx")
         for name, options in static_options(prepared, train, params.export.calibration_images, params.seed).items():
@@ -128,6 +205,17 @@ def main():
             measure(name, out)
         quantize_int8(float_onnx, scratch / "dynamic.onnx", "dynamic", train[:0], params.export.per_channel)
         measure("dynamic (export.int8: dynamic)", scratch / "dynamic.onnx")
+        if args.qat_epochs:
+            start = time.perf_counter()
+            tuned = qat_distilled(model, record, train, args.qat_epochs, args.qat_lr, params.seed)
+            minutes = (time.perf_counter() - start) / 60
+            qat_float, qat_int8 = scratch / "qat.onnx", scratch / "qat.int8.onnx"
+            export_onnx(tuned, record, test.shape[1], qat_float, params.export.opset, file_sha256(args.champion))
+            calibration = calibration_sample(train, params.export.calibration_images, params.seed)
+            quantize_int8(qat_float, qat_int8, "static", calibration, params.export.per_channel)
+            name = f"QAT distillation, {args.qat_epochs} epochs ({minutes:.1f} min)"
+            measure(f"{name}: its float weights", qat_float)
+            measure(f"{name}: quantised as the stage does", qat_int8)
     print(markdown(rows, os.getloadavg()))
 
 
@@ -136,12 +224,13 @@ def markdown(rows: list[dict], load: tuple[float, ...]) -> str:
         return f"{t['median']:.2f} ({t['q25']:.2f}-{t['q75']:.2f})"
 
     lines = [
-        "| variant | agreement | differ | max prob. diff. | accuracy | macro-F1 | kB | 1 crop ms | batch ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| variant | val agreement | agreement | differ | max prob. diff. | accuracy | macro-F1 | kB | 1 crop ms "
+        "| batch ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['variant']} | {r['agreement']:.2%} | {r['disagreeing_images']} | "
+            f"| {r['variant']} | {r['val_agreement']:.2%} | {r['agreement']:.2%} | {r['disagreeing_images']} | "
             f"{r['max_probability_difference']:.3f} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {r['kB']} | "
             f"{ms(r['one'])} | {ms(r['batch'])} |"
         )
