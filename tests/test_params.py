@@ -62,6 +62,7 @@ def test_merge_patch_merges_mappings_replaces_values_and_drops_nulls():
         ({"models": {"cnn": {"arch": "alexnet"}}}, "models.cnn", "unknown arch 'alexnet'"),
         ({"seeds": []}, "seeds", "at least 1 item"),
         ({"seeds": [1, 2, 1]}, "seeds", "distinct"),
+        ({"predict": {"track_patience": -1}}, "predict.track_patience", "greater than or equal to 0"),
         ({"data": {"classes": ["happy", "Happiness", "sad"]}}, "data", "each class once"),
         ({"data": {"classes": {"happy": "pos", "sad": "Pos", "angry": "neg"}}}, "data", "spell each new class one way"),
     ],

