@@ -5,7 +5,8 @@ A data stage streams its images through these, so its peak memory depends on the
 
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +124,15 @@ def chunk_rows(images) -> int:
     """How many rows of `images` (an array or NpyRows) make one chunk."""
     row_bytes = int(np.prod(images.shape[1:], dtype=np.int64)) * images.dtype.itemsize
     return max(1, CHUNK_BYTES // max(1, row_bytes))
+
+
+def read_ahead(read: Callable, keys: Sequence) -> Iterator:
+    """read(key) for each key in order, the next one read in a thread while the caller works on this one: reading
+    from disk (and decoding) overlaps with the work, which for a detector or a model runs on the other cores."""
+    with ThreadPoolExecutor(1) as reader:
+        upcoming = reader.submit(read, keys[0]) if len(keys) else None
+        for k in range(len(keys)):
+            value = upcoming.result()
+            if k + 1 < len(keys):
+                upcoming = reader.submit(read, keys[k + 1])
+            yield value

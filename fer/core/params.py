@@ -132,6 +132,7 @@ class TrainParams(_Section):
     patience: int = Field(ge=1)  # epochs without a better val accuracy before stopping early
     max_train_images: int = Field(ge=0)  # 0 = all; caps per-epoch work for slow models on a CPU
     bn_recompute_images: int = Field(ge=-1)  # precise-BN sample before each validation: 0 = all, -1 = off
+    device_budget_mb: float = Field(ge=0)  # splits held whole on the device up to this; 0 = half its free memory
     augment: AugmentParams
 
 

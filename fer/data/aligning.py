@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
+from fer.core.arrays import read_ahead
 from fer.core.params import AlignParams
 from fer.data.faces import Detector, Face, align_face, resize_only
 
@@ -40,12 +41,16 @@ def align_batches(
 ) -> Iterator[AlignedBatch]:
     """Register every image: with no detector resize each whole; otherwise align each image's largest face.
 
-    Images go to `detect` p.batch_size at a time. An image without a face is resized as is
-    (p.on_miss="resize") or left out ("drop"). `progress` shows a progress bar on stderr.
+    Images go to `detect` p.batch_size at a time; the next batch is read (for indexed files: decoded, on every
+    core) while the detector works on this one. An image without a face is resized as is (p.on_miss="resize")
+    or left out ("drop"). `progress` shows a progress bar on stderr.
     """
+
+    def read(start: int) -> list[np.ndarray]:
+        return [np.asarray(image) for image in images[start : start + p.batch_size]]
+
     with tqdm(total=len(images), desc="align", unit="img", disable=not progress) as bar:
-        for start in range(0, len(images), p.batch_size):
-            batch = [np.asarray(image) for image in images[start : start + p.batch_size]]
+        for batch in read_ahead(read, range(0, len(images), p.batch_size)):
             yield _aligned(batch, detect, p)
             bar.update(len(batch))
 

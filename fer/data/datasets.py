@@ -1,6 +1,7 @@
 """Aligned and split datasets on disk: one image array plus a CSV manifest per folder.
 
-The data stages stream these a chunk at a time (fer.core.arrays); training loads a split whole.
+The data stages stream these a chunk at a time (fer.core.arrays); training loads a split whole where it fits
+the device, else reads its batches from the memory-mapped file.
 """
 
 import contextlib
@@ -47,8 +48,9 @@ def load_manifest(in_dir: str | Path) -> pd.DataFrame:
     return read_manifest(Path(in_dir) / MANIFEST, "the manifest of a dataset folder (a CSV, one row per image)")
 
 
-def load_images(in_dir: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
-    images = load_array(Path(in_dir) / IMAGES, IMAGES_WHAT)
+def load_images(in_dir: str | Path, mmap_mode: str | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+    """A dataset folder's images (read whole, or memory-mapped with mmap_mode "r") and manifest."""
+    images = load_array(Path(in_dir) / IMAGES, IMAGES_WHAT, mmap_mode)
     return images, load_manifest(in_dir)
 
 
@@ -89,16 +91,18 @@ def load_labels(folder: str | Path) -> tuple[LabelSet, np.ndarray]:
     return manifest_labels(folder, load_manifest(folder))
 
 
-def load_labelled(folder: str | Path) -> tuple[np.ndarray, pd.DataFrame, LabelSet, np.ndarray]:
+def load_labelled(
+    folder: str | Path, mmap_mode: str | None = None
+) -> tuple[np.ndarray, pd.DataFrame, LabelSet, np.ndarray]:
     """(images, manifest, label set, labels) of a dataset folder; labels are (N,) int64 class indices, or
     (N, K) int8 0/1 attributes."""
-    images, manifest = load_images(folder)
+    images, manifest = load_images(folder, mmap_mode)
     return images, manifest, *manifest_labels(folder, manifest)
 
 
-def load_split(split_dir: str | Path, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(images (N, S, S) uint8, labels) of one split."""
-    images, _, _, labels = load_labelled(Path(split_dir) / name)
+def load_split(split_dir: str | Path, name: str, mmap_mode: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, S, S) uint8, labels) of one split; mmap_mode "r" leaves the images in their file."""
+    images, _, _, labels = load_labelled(Path(split_dir) / name, mmap_mode)
     return images, labels
 
 

@@ -3,6 +3,8 @@
 Images of any size are stored as one ragged array (all pixels concatenated, grey uint8) plus a CSV
 manifest with one row per image, because DVC handles a few large files far better than thousands of
 small ones. Both are written and read a chunk of images at a time, so memory does not grow with the dataset.
+Image files inside the project are not copied: the manifest alone indexes them (fer.data.indexed), each
+row's source being the file and a sha256 column its content hash.
 """
 
 import os
@@ -18,6 +20,7 @@ from fer.core.arrays import NpyAppender, NpyRows
 from fer.core.errors import FerError, one_line
 from fer.core.labels import LabelSet
 from fer.core.storage import atomic_path, existing_file
+from fer.data.indexed import HASH_COLUMN, IndexedImages
 
 PIXELS = "pixels.npy"
 MANIFEST = "manifest.csv"  # every dataset folder's manifest: raw, aligned and each split
@@ -96,13 +99,14 @@ class ImageSpool:
 class RawDataset:
     """Grey images of varied sizes with their labels.
 
-    images: 2-D uint8 arrays (a list, or RaggedImages reading them from disk); labels: indices into
+    images: 2-D uint8 arrays (a list, RaggedImages reading them from disk, or IndexedImages decoding them from
+    their files); labels: indices into
     label_set.classes (N,), or (N, K) 0/1 attributes;
     usage: the split the source assigned ("" if none); source: where each image came from (file path or csv
     row), for error messages.
     """
 
-    images: list | RaggedImages
+    images: list | RaggedImages | IndexedImages
     labels: np.ndarray
     usage: list
     source: list
@@ -121,7 +125,8 @@ class RawDataset:
 
     def subset(self, rows: np.ndarray, labels: np.ndarray, label_set: LabelSet) -> "RawDataset":
         """These rows (ascending indices), relabelled; the images are not read."""
-        images = self.images.subset(rows) if isinstance(self.images, RaggedImages) else [self.images[i] for i in rows]
+        on_disk = isinstance(self.images, (RaggedImages, IndexedImages))
+        images = self.images.subset(rows) if on_disk else [self.images[i] for i in rows]
         return RawDataset(
             images,
             labels,
@@ -138,13 +143,16 @@ def save(ds: RawDataset, out_dir: str | Path) -> None:
         raise FerError(f"{out_dir}: refusing to write an empty dataset")
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        with NpyAppender(tmp / PIXELS, ()) as pixels:
-            shapes = np.empty((len(ds), 2), dtype=np.int64)
-            for start in range(0, len(ds), SAVE_CHUNK):
-                for i, image in enumerate(ds.images[start : start + SAVE_CHUNK], start):
-                    shapes[i] = image.shape
-                    pixels.append(np.ravel(image))
-        _manifest(ds, shapes).to_csv(tmp / MANIFEST, index=False)
+        if isinstance(ds.images, IndexedImages):
+            _index_manifest(ds).to_csv(tmp / MANIFEST, index=False)
+        else:
+            with NpyAppender(tmp / PIXELS, ()) as pixels:
+                shapes = np.empty((len(ds), 2), dtype=np.int64)
+                for start in range(0, len(ds), SAVE_CHUNK):
+                    for i, image in enumerate(ds.images[start : start + SAVE_CHUNK], start):
+                        shapes[i] = image.shape
+                        pixels.append(np.ravel(image))
+            _manifest(ds, shapes).to_csv(tmp / MANIFEST, index=False)
         ds.label_set.save(tmp)
 
 
@@ -163,6 +171,23 @@ def _manifest(ds: RawDataset, shapes: np.ndarray) -> pd.DataFrame:
     )
 
 
+def _index_manifest(ds: RawDataset) -> pd.DataFrame:
+    """The manifest of indexed files: its source column is where align reads each image."""
+    images = ds.images
+    if list(ds.source) != list(images.files):
+        raise ValueError("rawdata.save: an indexed dataset's sources must be its files")
+    return pd.DataFrame(
+        {
+            **ds.label_set.columns(ds.labels),
+            "usage": ds.usage,
+            "height": images.heights,
+            "width": images.widths,
+            HASH_COLUMN: images.hashes,
+            "source": ds.source,
+        }
+    )
+
+
 def read_manifest(path: Path, what: str, **read_csv_options) -> pd.DataFrame:
     """A stage's CSV manifest; a missing or unreadable file is one line naming it and what it should be."""
     path = existing_file(path, what)
@@ -176,19 +201,21 @@ def load(in_dir: str | Path) -> RawDataset:
     in_dir = Path(in_dir)
     if not in_dir.is_dir():
         raise FerError(
-            f"{in_dir}: not found; expected the raw dataset folder of the fetch stage ({PIXELS}, "
-            f"{MANIFEST} and its label set): run dvc repro fetch"
+            f"{in_dir}: not found; expected the raw dataset folder of the fetch stage ({PIXELS} or an index of "
+            f"image files, {MANIFEST} and its label set): run dvc repro fetch"
         )
-    pixels = NpyRows(in_dir / PIXELS, "the fetched images (every pixel concatenated: a 1-D uint8 .npy array)")
     m = read_manifest(
         in_dir / MANIFEST,
         "the manifest of the fetched images (a CSV, one row per image)",
-        dtype={"usage": str, "source": str},
+        dtype={"usage": str, "source": str, HASH_COLUMN: str},
     )
+    heights, widths = m["height"].to_numpy(np.int64), m["width"].to_numpy(np.int64)
+    if HASH_COLUMN in m:
+        images = IndexedImages(m["source"].to_numpy(object), m[HASH_COLUMN].to_numpy(object), heights, widths)
+    else:
+        pixels = NpyRows(in_dir / PIXELS, "the fetched images (every pixel concatenated: a 1-D uint8 .npy array)")
+        images = RaggedImages(pixels, heights, widths, m["offset"].to_numpy(np.int64))
     label_set = LabelSet.load(in_dir)
-    images = RaggedImages(
-        pixels, m["height"].to_numpy(np.int64), m["width"].to_numpy(np.int64), m["offset"].to_numpy(np.int64)
-    )
     return RawDataset(
         images, label_set.from_columns(m, str(in_dir / MANIFEST)), list(m["usage"]), list(m["source"]), label_set
     )

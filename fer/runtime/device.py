@@ -2,6 +2,7 @@
 
 import time
 
+import psutil
 import torch
 
 from fer.core.errors import FerError
@@ -26,3 +27,12 @@ def clock(device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter()
+
+
+def data_budget_bytes(device: torch.device, budget_mb: float) -> int:
+    """Bytes of training images to hold on `device`: budget_mb, or for 0 half of what is free there (the GPU's
+    memory, or the RAM for a CPU run), leaving the rest to the model, its activations and the system."""
+    if budget_mb:
+        return int(budget_mb * 2**20)
+    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else psutil.virtual_memory().available
+    return free // 2

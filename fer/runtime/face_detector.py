@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from fer.core.errors import FerError
+from fer.core.malloc import map_large_blocks
 from fer.core.params import FACE_METHODS
 from fer.data.faces import Face, upscaled_for_detection
 from fer.data.haar import detect_faces
@@ -50,6 +51,8 @@ class MtcnnDetector:
         self.min_face = min_face
         # Inference only, and no state between calls, so one instance serves many threads.
         self.nets = tuple(net().eval() for net in (PNet, RNet, ONet))
+        # Batches of photos of many sizes would otherwise fragment the heap: memory grew batch after batch.
+        map_large_blocks()
 
     def __call__(self, images: list[np.ndarray], min_face_fraction: float = 0.0) -> list[list[Face]]:
         """Faces of at least `min_face` pixels and `min_face_fraction` of the shorter side, largest first."""

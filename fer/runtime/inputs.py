@@ -1,11 +1,13 @@
-"""Whole splits held on the device as uint8; batches are indexed, transformed and resized there."""
+"""Whole splits held on the device as uint8; batches are indexed, transformed and resized there. A split too large
+for the device stays in its memory-mapped file (HostImages), and each batch is gathered from it and uploaded."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fer.core.arrays import read_ahead
 from fer.models.input_spec import InputSpec
 
 
@@ -13,6 +15,40 @@ def to_device(images: np.ndarray, labels: np.ndarray, device: torch.device) -> t
     """Upload a split once: uint8 keeps a FER2013-sized split at ~66 MB, a quarter of float32."""
     images = torch.as_tensor(np.array(images, dtype=np.uint8), device=device)
     return images, torch.as_tensor(np.array(labels), device=device)
+
+
+class HostImages:
+    """uint8 images (N, H, W) left in host memory or a memory-mapped .npy file, indexed like a tensor on `device`:
+    images[rows] gathers those rows (a tensor of indices or a slice) and uploads them."""
+
+    def __init__(self, images: np.ndarray, device: torch.device):
+        self.images, self.device = images, device
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, rows: torch.Tensor | slice) -> torch.Tensor:
+        block = self.images[rows if isinstance(rows, slice) else rows.cpu().numpy()]
+        return torch.from_numpy(np.ascontiguousarray(block)).to(self.device)
+
+
+def split_for_training(
+    images: np.ndarray, labels: np.ndarray, device: torch.device, whole: bool
+) -> tuple[torch.Tensor | HostImages, torch.Tensor]:
+    """A split as fit reads it: uploaded whole (to_device), or left where it is (HostImages); labels always
+    go to the device (a few MB even for CelebA)."""
+    if whole:
+        return to_device(images, labels, device)
+    return HostImages(images, device), torch.as_tensor(np.array(labels), device=device)
+
+
+def gathered(images: torch.Tensor | HostImages, batches: Sequence[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """images[rows] for each batch of rows, in order; from HostImages the next batch is read while this one is
+    used."""
+    if isinstance(images, HostImages):
+        yield from read_ahead(images.__getitem__, batches)
+    else:
+        yield from (images[rows] for rows in batches)
 
 
 def model_input(

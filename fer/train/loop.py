@@ -12,7 +12,7 @@ from fer.core.params import TrainParams
 from fer.models.input_spec import InputSpec
 from fer.runtime.device import autocast, clock
 from fer.runtime.inference import predict_logits
-from fer.runtime.inputs import batch_indices, model_input
+from fer.runtime.inputs import HostImages, batch_indices, gathered, model_input
 from fer.train.augment import augment
 from fer.train.batchnorm import batchnorm_layers, recompute_batchnorm_statistics
 
@@ -32,12 +32,12 @@ class EpochLog:
 
 @dataclass(frozen=True)
 class TrainingData:
-    """What fit learns from, on the training device: (uint8 images (N, H, W), labels in the label set's form)
-    for the train and val splits."""
+    """What fit learns from: (uint8 images (N, H, W), labels in the label set's form) for the train and val
+    splits; the images on the training device, or HostImages that upload each batch; the labels on the device."""
 
     label_set: LabelSet
-    train: tuple[torch.Tensor, torch.Tensor]
-    val: tuple[torch.Tensor, torch.Tensor]
+    train: tuple[torch.Tensor | HostImages, torch.Tensor]
+    val: tuple[torch.Tensor | HostImages, torch.Tensor]
 
 
 @dataclass
@@ -125,12 +125,15 @@ def fit(
         model.train()
         start = clock(device)
         subset = _subset(len(images), cfg.max_train_images, generator, device)
-        epoch_images, epoch_labels = (images, labels) if subset is None else (images[subset], labels[subset])
+        n = len(images) if subset is None else len(subset)
+        batches = [
+            idx if subset is None else subset[idx] for idx in batch_indices(n, cfg.batch_size, generator, device)
+        ]
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
-        for idx in batch_indices(len(epoch_images), cfg.batch_size, generator, device):
-            x = model_input(epoch_images[idx], spec, lambda batch: augment(batch, cfg.augment, generator))
-            y = epoch_labels[idx]
+        for rows, batch in zip(batches, gathered(images, batches)):
+            x = model_input(batch, spec, lambda batch: augment(batch, cfg.augment, generator))
+            y = labels[rows]
             with autocast(device):
                 logits = model(x)
                 loss = loss_fn(logits.float(), y)
@@ -139,10 +142,9 @@ def fit(
             optimizer.step()
             scheduler.step()
             # Accumulate on the device: a .item() per batch would stall the GPU every step.
-            loss_sum += loss.detach() * len(idx)
+            loss_sum += loss.detach() * len(rows)
             correct += head.hits(logits.detach().float(), y).sum()
         seconds = clock(device) - start
-        n = len(epoch_images)
 
         bn_start = clock(device)
         if bn_sample is not None:

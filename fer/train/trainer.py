@@ -9,8 +9,8 @@ from fer.data.datasets import load_split, split_label_set, training_data
 from fer.data.rawdata import TRAIN, VAL
 from fer.models import build_model
 from fer.runtime.checkpoint import save_checkpoint
-from fer.runtime.device import resolve_device
-from fer.runtime.inputs import to_device
+from fer.runtime.device import data_budget_bytes, resolve_device
+from fer.runtime.inputs import split_for_training
 from fer.runtime.record import ModelRecord
 from fer.train.job import TrainJob
 from fer.train.loop import EpochLog, FitResult, TrainingData, fit
@@ -34,18 +34,17 @@ def dvclive_logger(live: Live):
 
 
 def train_model(job: TrainJob, checkpoint_path: str | Path, on_epoch=None, tuned_from: str | None = None) -> FitResult:
-    """Load the job's train/val splits onto the device, build its model, fit it and save the best checkpoint.
+    """Load the job's train/val splits onto the device (or, over cfg.device_budget_mb, leave them in their
+    memory-mapped files and read each batch from there), build its model, fit it and save the best checkpoint.
 
     tuned_from: the `models` entry whose settings were tuned into this job.
     """
     spec, cfg = job.spec, job.cfg
     device = resolve_device(cfg.device)
     label_set = split_label_set(job.split_dir)
-    data = TrainingData(
-        label_set,
-        to_device(*load_split(job.split_dir, TRAIN), device),
-        to_device(*load_split(job.split_dir, VAL), device),
-    )
+    train, val = (load_split(job.split_dir, name, mmap_mode="r") for name in (TRAIN, VAL))
+    whole = train[0].nbytes + val[0].nbytes <= data_budget_bytes(device, cfg.device_budget_mb)
+    data = TrainingData(label_set, split_for_training(*train, device, whole), split_for_training(*val, device, whole))
     torch.manual_seed(job.seed)  # the same initial weights on every run
     model, input_spec = build_model(
         spec.arch, len(label_set.classes), spec.image_size, spec.pretrained, cfg.dropout, **spec.options

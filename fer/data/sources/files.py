@@ -9,13 +9,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fer.data.photos import BadPhoto, Decoded, decode_image
+from fer.data.indexed import IndexedImages, indexable, read_grey
+from fer.data.photos import BadPhoto, Decoded
 from fer.data.rawdata import ImageSpool, RaggedImages
-
-# No face photo needs more pixels than this: larger images are counted skips, refused from the header before
-# any pixel is decoded, so a decompression bomb cannot exhaust memory. (Checked here rather than by setting
-# PIL's process-wide Image.MAX_IMAGE_PIXELS, which would change every other reader in the process.)
-MAX_IMAGE_PIXELS = 40_000_000
 
 # Files decoded at once, on every core (PIL and OpenCV release the GIL while decoding and resizing): enough to
 # keep the cores busy, few enough that the decoded images waiting to be stored stay small.
@@ -41,31 +37,45 @@ def files_under(folder: Path | zipfile.Path) -> list:
     return files
 
 
-def load_grey(file: Path | zipfile.Path | None, max_side: int) -> Decoded | None:
-    """The image as grey uint8 with its longer side at most max_side; None if it cannot be decoded (or is None)."""
+def load_grey(file: Path | zipfile.Path | None, max_side: int) -> tuple[Decoded, str] | None:
+    """read_grey's (image, content hash); None if the file cannot be decoded (or is None)."""
     if file is None:
         return None
     try:
-        with file.open("rb") as stream:
-            return decode_image(stream, str(file), MAX_IMAGE_PIXELS, max_side)
+        return read_grey(file, max_side)
     except BadPhoto:
         return None
 
 
-def load_all_grey(files: list, max_side: int) -> Iterator[Decoded | None]:
+def load_all_grey(files: list, max_side: int) -> Iterator[tuple[Decoded, str] | None]:
     """load_grey of each file, in order, decoded on every core a chunk at a time."""
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
         for start in range(0, len(files), DECODE_CHUNK):
             yield from pool.map(lambda file: load_grey(file, max_side), files[start : start + DECODE_CHUNK])
 
 
-def decode_all(files: list, max_side: int, scratch: Path | None) -> tuple[RaggedImages, np.ndarray, int]:
-    """Decode files (None: a missing file) into a spool in `scratch` (None: the system's temp folder): the images,
-    which files they came from (indices into files) and how many were 16-bit. Failures are left out."""
-    spool, decoded_from, sixteen_bit = ImageSpool(scratch), [], 0
-    for i, decoded in enumerate(load_all_grey(files, max_side)):
-        if decoded is not None:
-            spool.add(decoded.grey)
+def decode_all(
+    files: list, max_side: int, scratch: Path | None
+) -> tuple[RaggedImages | IndexedImages, np.ndarray, int]:
+    """Decode files (None: a missing file): the images, which files they came from (indices into files) and how
+    many were 16-bit. Failures are left out. Files inside the project come back as an index of themselves
+    (fer.data.indexed), others decoded into a spool in `scratch` (None: the system's temp folder)."""
+    index = indexable(files)
+    spool = None if index else ImageSpool(scratch)
+    decoded_from, hashes, shapes, sixteen_bit = [], [], [], 0
+    for i, loaded in enumerate(load_all_grey(files, max_side)):
+        if loaded is not None:
+            decoded, digest = loaded
             decoded_from.append(i)
             sixteen_bit += decoded.bits == 16
-    return spool.images(), np.array(decoded_from, dtype=np.int64), sixteen_bit
+            if index:
+                hashes.append(digest)
+                shapes.append(decoded.grey.shape)
+            else:
+                spool.add(decoded.grey)
+    decoded_from = np.array(decoded_from, dtype=np.int64)
+    if not index:
+        return spool.images(), decoded_from, sixteen_bit
+    shapes = np.array(shapes, dtype=np.int64).reshape(-1, 2)
+    paths = [str(files[i]) for i in decoded_from]
+    return IndexedImages(paths, hashes, shapes[:, 0], shapes[:, 1]), decoded_from, sixteen_bit
