@@ -8,7 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
+
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    # xdist already runs a worker per core: one thread each (and in the stages they start), not a core's share of
+    # threads competing with the other workers'.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+import torch  # after OMP_NUM_THREADS, which it reads once
 from filelock import FileLock
 
 from fer.core.labels import LabelSet

@@ -5,7 +5,7 @@ import statistics
 import time
 
 import pytest
-from test_pipeline_e2e import TINY, TINY_MODELS, _copy_repo, _make_repo, _repro, _run, _set_params
+from test_pipeline_e2e import TINY, TINY_MODELS, UNTIL_COMPARE, _copy_repo, _make_repo, _repro, _run, _set_params
 
 pytestmark = pytest.mark.e2e
 PLAIN_ROW = {
@@ -36,7 +36,7 @@ def test_several_seeds_report_mean_and_std_and_one_seed_brings_the_plain_table_b
     # the reproduced TINY pipeline trained mlp with seed 42 already: two seeds more make three
     repo = _copy_repo(tiny_pipeline, tmp_path)
     _set_params(repo, models={"mlp": TINY_MODELS["mlp"]}, model="mlp", seeds=[42, 1, 2])
-    out = _repro(repo)
+    out = _repro(repo, UNTIL_COMPARE)
     assert "Running stage 'train@mlp-1'" in out and "Running stage 'train@mlp-42'" not in out  # 42 is reused
     runs = [json.loads((repo / "metrics" / "evaluate" / f"mlp-seed{seed}.json").read_text()) for seed in (42, 1, 2)]
     assert len({run["accuracy"] for run in runs} | {run["macro_f1"] for run in runs}) > 2  # the seeds differ
@@ -49,7 +49,7 @@ def test_several_seeds_report_mean_and_std_and_one_seed_brings_the_plain_table_b
         assert mlp[f"{key}_std"] == pytest.approx(statistics.stdev(run[key] for run in runs))
     assert f"{mlp['accuracy']:.4f} ± {mlp['accuracy_std']:.4f}" in (repo / "leaderboard.md").read_text()
 
-    out = _ok(_run(["dvc", "exp", "run", "-S", "seeds=[42]"], repo))
+    out = _ok(_run(["dvc", "exp", "run", "-S", "seeds=[42]", UNTIL_COMPARE], repo))
     assert "Running stage 'train@" not in out and "Running stage 'compare'" in out  # seed 42 is reused
     board = _leaderboard(repo)
     assert set(board["models"]) == {"mlp", "tuned"}
@@ -91,7 +91,7 @@ def test_a_sweep_through_the_experiment_queue(tiny_pipeline, tmp_path):
 
     # docs/tuning.md's sweep, on a grid of two learning rates: queued, then run one at a time (`+`, as the tiny
     # mlp has no lr of its own to override)
-    queued = _ok(_run(["dvc", "exp", "run", "--queue", "-S", "+models.mlp.lr=0.001,0.01"], repo))
+    queued = _ok(_run(["dvc", "exp", "run", "--queue", "-S", "+models.mlp.lr=0.001,0.01", UNTIL_COMPARE], repo))
     assert queued.count("Queued experiment") == 2, queued
     _ok(_run(["dvc", "queue", "start", "-j", "1"], repo))
     deadline = time.monotonic() + 900
@@ -155,6 +155,7 @@ def test_the_attributes_task_on_a_celeba_layout_beats_the_majority_baseline(tmp_
                 "split.strategy=original",
                 "-S",
                 "align.size=48",
+                UNTIL_COMPARE,
             ],
             repo,
         )

@@ -54,7 +54,7 @@ def champion(tiny_split, tmp_path_factory):
     (split / "test").symlink_to(tiny_split / "val")
     checkpoint = root / "champion.pt"
     spec = ModelParams(arch="cnn", image_size=48, options={"widths": [8, 16]})
-    train_model(TrainJob("cnn", spec, train_params(epochs=1, batch_size=32), seed=7, split_dir=tiny_split), checkpoint)
+    train_model(TrainJob("cnn", spec, train_params(epochs=12, batch_size=32), seed=7, split_dir=tiny_split), checkpoint)
     record = root / "champion.json"
     record.write_text(
         json.dumps(
@@ -134,16 +134,14 @@ def test_metrics_hold_each_formats_checks_size_and_latency(exported):
 
 def test_an_export_beyond_the_threshold_fails_in_one_line_and_replaces_nothing(champion, exported, tmp_path):
     checkpoint, record, split = champion
-    # Dynamic quantisation (activation ranges taken per batch) is the one that changes a label of this model.
-    int8_agreement = exported[1]["formats"]["int8_dynamic"]["agreement"]
-    assert int8_agreement < 1.0, "this test needs an int8 export that differs from the checkpoint on some crop"
     onnx_path, int8_path, metrics = tmp_path / "champion.onnx", tmp_path / "champion.int8.onnx", tmp_path / "m.json"
     onnx_path.write_text("before")
     int8_path.write_text("before")
-    params = REPO_PARAMS.export.model_copy(update={**QUICK, "int8": "dynamic", "min_int8_agreement": 1.0})
+    # Activation ranges calibrated on a single crop clip the other crops' activations: some labels change.
+    params = REPO_PARAMS.export.model_copy(update={**QUICK, "calibration_images": 1, "min_int8_agreement": 1.0})
     with pytest.raises(
         FerError,
-        match=r"champion\.int8\.onnx: agrees with the PyTorch champion on 9\d\.\d\d% of the "
+        match=r"champion\.int8\.onnx: agrees with the PyTorch champion on \d\d\.\d\d% of the "
         r"test images \(\d+ differ\), under export\.min_int8_agreement 100\.00%$",
     ):
         export_champion(checkpoint, record, split, onnx_path, int8_path, metrics, params, seed=0)
