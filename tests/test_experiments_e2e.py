@@ -97,7 +97,7 @@ def test_a_sweep_through_the_experiment_queue(tiny_pipeline, tmp_path):
     deadline = time.monotonic() + 900
     while _queue_busy(repo):
         assert time.monotonic() < deadline, _run(["dvc", "queue", "status"], repo).stdout
-        time.sleep(5)
+        time.sleep(1)
     status = _ok(_run(["dvc", "queue", "status"], repo))
     logs = [
         _run(["dvc", "queue", "logs", line.split()[1]], repo).stdout
