@@ -5,22 +5,10 @@ import statistics
 import time
 
 import pytest
+from conftest import PLAIN_ROW, TIE_KEYS
 from test_pipeline_e2e import TINY, TINY_MODELS, UNTIL_COMPARE, _copy_repo, _make_repo, _repro, _run, _set_params
 
 pytestmark = pytest.mark.e2e
-PLAIN_ROW = {
-    "rank",
-    "accuracy",
-    "accuracy_ci_low",
-    "accuracy_ci_high",
-    "macro_f1",
-    "macro_f1_ci_low",
-    "macro_f1_ci_high",
-    "ece",
-    "latency_ms",
-    "params",
-}
-TIE_KEYS = {"vs_champion_p", "tied_with_champion"}  # on every row but the champion's
 
 
 def _leaderboard(repo) -> dict:

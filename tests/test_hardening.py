@@ -251,6 +251,11 @@ def _one_line_exit(argv, capsys) -> str:
     return err
 
 
+def _drift(log, split, out, *options) -> list[str]:
+    """`fer drift`'s arguments: the log against the split, its report to out."""
+    return ["drift", "--log", str(log), "--split", str(split), "--out", str(out), *options]
+
+
 def test_mtcnn_finds_no_face_in_images_too_small_for_one_rather_than_crashing():
     detector = face_detector("mtcnn", 20)
     tiny = [np.zeros((1, 1), np.uint8), np.full((10, 3000), 100, np.uint8), np.full((11, 11), 9, np.uint8)]
@@ -284,7 +289,7 @@ def _null_stat(path: Path) -> None:
 def test_drift_on_a_log_with_missing_or_unusable_columns_is_one_line(tmp_path, tiny_split, spoil, problem, capsys):
     log = write_prediction_log(tmp_path / "log.sqlite")
     spoil(log)
-    err = _one_line_exit(["drift", "--log", str(log), "--split", str(tiny_split), "--out", str(tmp_path / "d")], capsys)
+    err = _one_line_exit(_drift(log, tiny_split, tmp_path / "d"), capsys)
     assert re.search(problem, err), err
 
 
@@ -293,18 +298,7 @@ def test_drift_with_an_unusable_out_is_one_line(tmp_path, tiny_split, out, probl
     if out == "params.yaml":
         out = str(tmp_path / out)
         Path(out).write_text("seed: 1\n")
-    err = _one_line_exit(
-        [
-            "drift",
-            "--log",
-            str(write_prediction_log(tmp_path / "log.sqlite")),
-            "--split",
-            str(tiny_split),
-            "--out",
-            out,
-        ],
-        capsys,
-    )
+    err = _one_line_exit(_drift(write_prediction_log(tmp_path / "log.sqlite"), tiny_split, out), capsys)
     assert re.search(problem, err), err
     if out.endswith("params.yaml"):
         assert Path(out).read_text() == "seed: 1\n"
@@ -446,18 +440,7 @@ def test_csv_pixel_rows_that_are_not_a_usable_square_are_refused(tmp_path):
 @pytest.mark.parametrize("alpha", ["5", "nan", "0", "1"])
 def test_drift_alpha_outside_zero_one_is_refused(tmp_path, tiny_split, alpha, capsys):
     err = _one_line_exit(
-        [
-            "drift",
-            "--log",
-            str(write_prediction_log(tmp_path / "log.sqlite")),
-            "--split",
-            str(tiny_split),
-            "--out",
-            str(tmp_path / "d"),
-            "--alpha",
-            alpha,
-        ],
-        capsys,
+        _drift(write_prediction_log(tmp_path / "log.sqlite"), tiny_split, tmp_path / "d", "--alpha", alpha), capsys
     )
     assert "--alpha" in err and not (tmp_path / "d").exists()
 

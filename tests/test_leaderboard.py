@@ -2,7 +2,7 @@ import json
 import statistics
 
 import pytest
-from conftest import evaluation_record
+from conftest import PLAIN_ROW, evaluation_record
 
 from fer.core.errors import FerError
 from fer.core.params import CompareParams
@@ -130,22 +130,7 @@ def test_several_seeds_rank_on_the_mean_and_report_the_std():
 
 def test_one_seed_per_model_keeps_the_plain_table():
     leaderboard = build_leaderboard([STEADY[0], LUCKY[0]], BY_MACRO_F1)
-    assert all(
-        set(row)
-        == {
-            "rank",
-            "accuracy",
-            "accuracy_ci_low",
-            "accuracy_ci_high",
-            "macro_f1",
-            "macro_f1_ci_low",
-            "macro_f1_ci_high",
-            "ece",
-            "latency_ms",
-            "params",
-        }
-        for row in leaderboard["models"].values()
-    )
+    assert all(set(row) == PLAIN_ROW for row in leaderboard["models"].values())
     assert "±" not in markdown_table(leaderboard) and "Seeds" not in markdown_table(leaderboard)
 
 
