@@ -30,9 +30,18 @@ PIPELINE_FILES = ("fer", "stages", "dvc.yaml", "params.yaml", "pyproject.toml")
 pytestmark = pytest.mark.e2e
 
 
-def _run(cmd, cwd):
+def _run(cmd, cwd, log: Path | None = None):
+    """cmd run in cwd with its output captured; written to the file log instead where cmd starts a daemon that
+    inherits its output, as capturing that through a pipe would wait for the daemon to exit."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(cwd))
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    # Each test repository keeps the bytecode its stages compile (DVC ignores it: .dvcignore), so the later stage
+    # processes, and the copies of a built repository, do not compile fer again.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if log is None:
+        return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    with log.open("w") as output:
+        ran = subprocess.run(cmd, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT, timeout=600)
+    return subprocess.CompletedProcess(cmd, ran.returncode, log.read_text(), "")
 
 
 def _make_repo(tmp_path: Path, **sections) -> Path:
@@ -63,9 +72,9 @@ _SKELETON = tempfile.TemporaryDirectory(prefix="fer-dvc-skeleton-")  # removed w
 
 @functools.cache
 def _dvc_skeleton() -> Path:
-    """What `dvc init` writes (.dvc/, .dvcignore), with analytics off and the plot templates dvc.yaml names:
-    made once per session and copied into each test repository, as each dvc command costs a second or more of
-    start-up."""
+    """What `dvc init` writes (.dvc/), with analytics off, the plot templates dvc.yaml names and the project's
+    .dvcignore: made once per session and copied into each test repository, as each dvc command costs a second or
+    more of start-up."""
     made = Path(_SKELETON.name) / "skeleton"
     made.mkdir()
     for cmd in (
@@ -73,6 +82,7 @@ def _dvc_skeleton() -> Path:
         ["dvc", "init", "-q"],
         ["dvc", "config", "core.analytics", "false"],
         ["cp", "-r", str(REPO / ".dvc" / "plots"), ".dvc/plots"],
+        ["cp", str(REPO / ".dvcignore"), ".dvcignore"],
     ):
         result = _run(cmd, made)
         assert result.returncode == 0, result.stderr
@@ -174,6 +184,9 @@ def test_default_pipeline_end_to_end_is_cached_reproducible_and_selective(tiny_p
         assert {p: p.read_bytes() for p in kept} == kept
     (repo / "params.yaml").write_text(good_params)
     assert "Running stage 'fetch'" not in _repro(repo)  # only the validate mark was re-made
+    # Bytecode that Python writes beside every module, at any version, changes no stage's dependencies (checked
+    # by the `dvc status` after the edits below).
+    assert _run([sys.executable, "-m", "compileall", "-q", "fer", "stages"], repo).returncode == 0
     # Editing a library module marks exactly the stages that run it as changed, and nothing else.
     for module, expected in (
         ("fer/data/splitting.py", {"fetch", "align", "split", "train@cnn-42", "tune"}),
