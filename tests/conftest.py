@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+# The tests start hundreds of dvc commands, none of which should spawn a daemon to send usage analytics.
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     # xdist already runs a worker per core: one thread each (and in the stages they start), not a core's share of
     # threads competing with the other workers'.
