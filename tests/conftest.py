@@ -3,6 +3,7 @@
 import os
 import shutil
 from collections.abc import Callable
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -121,8 +122,14 @@ def tiny_checkpoint(tiny_split):
 
 def pytest_collection_modifyitems(items):
     # pytest-xdist hands tests to its workers in collection order: the long end-to-end ones go first, so that
-    # the short ones fill in around them instead of one worker finishing with a long test alone.
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+    # the short ones fill in around them instead of one worker finishing with a long test alone. Those that start
+    # from the tiny pipeline alternate with those that build their own repository: while one worker builds the
+    # tiny pipeline, the other has work of its own instead of waiting for it.
+    end_to_end = [item for item in items if item.get_closest_marker("e2e")]
+    from_tiny = [item for item in end_to_end if "tiny_pipeline" in item.fixturenames]
+    own_repo = [item for item in end_to_end if "tiny_pipeline" not in item.fixturenames]
+    alternated = [item for pair in zip_longest(from_tiny, own_repo) for item in pair if item is not None]
+    items[:] = alternated + [item for item in items if not item.get_closest_marker("e2e")]
 
 
 def built_once(tmp_path_factory, name: str, build: Callable[[Path], Path]) -> Path:

@@ -354,6 +354,7 @@ def test_server_predicts_a_good_photo_and_logs_it(server, photos):
         ("bomb.png", None, 413, "pixel limit"),
         ("blank.jpg", _jpeg(np.full((240, 320), 128, np.uint8)), 422, "no face found"),
     ],
+    ids=["text", "over-the-size-limit", "pixel-bomb", "no-face"],  # rather than the random megabyte in every node id
 )
 def test_server_refuses_bad_uploads_with_a_4xx_and_a_message(server, name, content, status, message):
     url, log = server
