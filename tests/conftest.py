@@ -122,14 +122,16 @@ def tiny_checkpoint(tiny_split):
 
 def pytest_collection_modifyitems(items):
     # pytest-xdist hands tests to its workers in collection order: the long end-to-end ones go first, so that
-    # the short ones fill in around them instead of one worker finishing with a long test alone. Those that start
-    # from the tiny pipeline alternate with those that build their own repository: while one worker builds the
-    # tiny pipeline, the other has work of its own instead of waiting for it.
+    # the short ones fill in around them instead of one worker finishing with a long test alone. It starts each
+    # worker with two consecutive tests, then sends one at a time: the first worker gets two that start from the
+    # tiny pipeline (and builds it), the second two that build their own repository instead of waiting for the
+    # first to finish building, and after those the two kinds alternate.
     end_to_end = [item for item in items if item.get_closest_marker("e2e")]
     from_tiny = [item for item in end_to_end if "tiny_pipeline" in item.fixturenames]
     own_repo = [item for item in end_to_end if "tiny_pipeline" not in item.fixturenames]
-    alternated = [item for pair in zip_longest(from_tiny, own_repo) for item in pair if item is not None]
-    items[:] = alternated + [item for item in items if not item.get_closest_marker("e2e")]
+    alternated = [item for pair in zip_longest(from_tiny[2:], own_repo[2:]) for item in pair if item is not None]
+    first = from_tiny[:2] + own_repo[:2]
+    items[:] = first + alternated + [item for item in items if not item.get_closest_marker("e2e")]
 
 
 def built_once(tmp_path_factory, name: str, build: Callable[[Path], Path]) -> Path:
