@@ -227,7 +227,8 @@ def _predict_video(args, predictor) -> None:
 def _serve(args) -> None:
     import uvicorn
 
-    from fer.serve.api import create_app, give_freed_photos_back_to_the_os
+    from fer.core.malloc import map_large_blocks
+    from fer.serve.api import create_app
     from fer.serve.http_guard import deadline_protocol
     from fer.serve.model_card import model_card
     from fer.serve.prediction_log import PredictionLog
@@ -237,7 +238,9 @@ def _serve(args) -> None:
         predictor.record, predictor.checkpoint_sha256, champion, exported_from=predictor.classifier.exported_from
     )
     log = PredictionLog(args.log) if args.log else None
-    give_freed_photos_back_to_the_os()  # a setting of the whole process, so the server's process sets it
+    # A setting of the whole process: without it glibc raises its mmap threshold after the first large photo, and
+    # the decode threads' arenas keep the next ones' memory resident after a burst of uploads.
+    map_large_blocks()
     uvicorn.run(
         create_app(predictor, card, log),
         host=args.host,

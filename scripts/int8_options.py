@@ -38,7 +38,6 @@ from torch.ao.quantization.quantize_fx import prepare_qat_fx
 from torch.fx.experimental.optimization import fuse
 
 from fer.core.params import load_params
-from fer.core.storage import file_sha256
 from fer.data.datasets import load_split
 from fer.data.rawdata import TEST, TRAIN, VAL
 from fer.evaluate.records import read_champion
@@ -68,7 +67,7 @@ QAT_CONFIG = QConfig(
 )
 
 
-def static_options(prepared: Path, train: np.ndarray, n: int, seed: int) -> dict[str, dict]:
+def static_options(prepared: Path, train: np.ndarray, n: int) -> dict[str, dict]:
     """quantize_static's arguments per variant; all QDQ, int8 weights per channel unless the name says otherwise."""
     kept = kept_in_float(prepared)
     graph = onnx.load(str(prepared)).graph
@@ -154,7 +153,8 @@ def main():
     cli.add_argument("--qat-lr", type=float, default=5e-5, help="its Adam learning rate")
     args = cli.parse_args()
     params = load_params()
-    model, record = load_checkpoint(args.champion, expected_sha256=read_champion(args.champion_record).sha256)
+    champion_sha256 = read_champion(args.champion_record).sha256
+    model, record = load_checkpoint(args.champion, expected_sha256=champion_sha256)
     test, labels = load_split(args.split, TEST)
     val, _ = load_split(args.split, VAL)
     train, _ = load_split(args.split, TRAIN)
@@ -191,13 +191,13 @@ def main():
     with tempfile.TemporaryDirectory(prefix="fer-int8-") as scratch:
         scratch = Path(scratch)
         float_onnx, prepared = scratch / "float.onnx", scratch / "prepared.onnx"
-        export_onnx(model, record, test.shape[1], float_onnx, params.export.opset, file_sha256(args.champion))
+        export_onnx(model, record, test.shape[1], float_onnx, params.export.opset, champion_sha256)
         quant_pre_process(str(float_onnx), str(prepared))
         measure("float ONNX", float_onnx)
         measure("float ONNX, crops +-1 grey level", float_onnx, noise=True)
         weights_rounded(prepared, scratch / "rounded.onnx")
         measure("float ONNX, weights rounded to int8", scratch / "rounded.onnx")
-        for name, options in static_options(prepared, train, params.export.calibration_images, params.seed).items():
+        for name, options in static_options(prepared, train, params.export.calibration_images).items():
             options = dict(options)
             crops = calibration_sample(train, options.pop("calibration"), params.seed)
             out = scratch / "static.onnx"
@@ -210,7 +210,7 @@ def main():
             tuned = qat_distilled(model, record, train, args.qat_epochs, args.qat_lr, params.seed)
             minutes = (time.perf_counter() - start) / 60
             qat_float, qat_int8 = scratch / "qat.onnx", scratch / "qat.int8.onnx"
-            export_onnx(tuned, record, test.shape[1], qat_float, params.export.opset, file_sha256(args.champion))
+            export_onnx(tuned, record, test.shape[1], qat_float, params.export.opset, champion_sha256)
             calibration = calibration_sample(train, params.export.calibration_images, params.seed)
             quantize_int8(qat_float, qat_int8, "static", calibration, params.export.per_channel)
             name = f"QAT distillation, {args.qat_epochs} epochs ({minutes:.1f} min)"

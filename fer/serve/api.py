@@ -1,7 +1,6 @@
 """The prediction API: POST /predict, GET /health, GET /model, and the upload page at GET /."""
 
 import asyncio
-import ctypes
 import logging
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
@@ -21,22 +20,6 @@ from fer.serve.prediction_log import PredictionLog
 logger = logging.getLogger("uvicorn.error")  # uvicorn's own log, shown at its warning level
 # Room for the multipart envelope around the image itself.
 MULTIPART_OVERHEAD = 64 * 1024
-# glibc's mallopt() parameter, and its initial value: a buffer from this size up gets its own mmap.
-M_MMAP_THRESHOLD = -3
-OWN_MMAP_FROM_BYTES = 128 * 1024
-
-
-def give_freed_photos_back_to_the_os() -> bool:
-    """Hold glibc's mmap threshold at its initial 128 KiB, so that every larger buffer (a decoded photo, its
-    crops and detection pyramid) is returned to the OS when freed; False where the C library has no mallopt
-    (not glibc), which changes nothing.
-
-    Left to itself, glibc raises the threshold to the size of each mmapped buffer freed (up to 32 MiB), so after
-    the first large photo the next ones are decoded in the decode threads' malloc arenas, which keep that memory
-    resident after a burst of uploads. Setting the threshold once turns that adjustment off.
-    """
-    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
-    return bool(mallopt and mallopt(M_MMAP_THRESHOLD, OWN_MMAP_FROM_BYTES))
 
 
 class BodyLimit:
@@ -76,7 +59,8 @@ def create_app(predictor: Predictor, card: dict, log: PredictionLog | None = Non
     limits = predictor.limits
     # Each decode may hold up to max_megapixels of pixels, and detection works on what it decoded, so only
     # max_decodes threads ever do that work: fewer at once, and only their malloc arenas hold the smaller
-    # buffers, rather than one arena per request thread (the large ones: give_freed_photos_back_to_the_os).
+    # buffers, rather than one arena per request thread (the large ones are mapped: fer serve calls
+    # fer.core.malloc.map_large_blocks).
     decoders = ThreadPoolExecutor(predictor.settings.max_decodes, thread_name_prefix="fer-decode")
     app = FastAPI(title="fer", summary="facial-expression recognition with the pipeline's champion model")
     app.add_middleware(BodyLimit, max_bytes=limits["max_bytes"] + MULTIPART_OVERHEAD)
