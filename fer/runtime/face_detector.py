@@ -16,8 +16,6 @@ import cv2
 import numpy as np
 
 from fer.core.errors import FerError
-from fer.core.malloc import map_large_blocks
-from fer.core.params import FACE_METHODS
 from fer.data.faces import Face, upscaled_for_detection
 from fer.data.haar import detect_faces
 
@@ -51,8 +49,6 @@ class MtcnnDetector:
         self.min_face = min_face
         # Inference only, and no state between calls, so one instance serves many threads.
         self.nets = tuple(net().eval() for net in (PNet, RNet, ONet))
-        # Batches of photos of many sizes would otherwise fragment the heap: memory grew batch after batch.
-        map_large_blocks()
 
     def __call__(self, images: list[np.ndarray], min_face_fraction: float = 0.0) -> list[list[Face]]:
         """Faces of at least `min_face` pixels and `min_face_fraction` of the shorter side, largest first."""
@@ -174,6 +170,6 @@ DETECTORS = {"mtcnn": MtcnnDetector, "mtcnn-opencv": OpenCvMtcnnDetector, "haar"
 
 def face_detector(method: str, min_face: int) -> MtcnnDetector | OpenCvMtcnnDetector | HaarDetector:
     """The detector `method` names (align.method), looking for faces of at least `min_face` pixels."""
-    if method not in FACE_METHODS:
-        raise FerError(f"align.method {method!r} finds no faces; a face detector is one of {', '.join(FACE_METHODS)}")
+    if method not in DETECTORS:
+        raise FerError(f"align.method {method!r} finds no faces; a face detector is one of {', '.join(DETECTORS)}")
     return DETECTORS[method](min_face)
