@@ -37,14 +37,21 @@ from torch.ao.quantization import (
 from torch.ao.quantization.quantize_fx import prepare_qat_fx
 from torch.fx.experimental.optimization import fuse
 
-from fer.core.params import load_params
+from fer.core.params import ExportParams, load_params
 from fer.data.datasets import load_split
 from fer.data.rawdata import TEST, TRAIN, VAL
 from fer.evaluate.records import read_champion
 from fer.export.checks import agreement, quality
 from fer.export.latency import time_ms
 from fer.export.onnx_export import CropsToProbabilities, export_onnx
-from fer.export.quantize import WEIGHTED_OPS, TrainCrops, calibration_sample, kept_in_float, quantize_int8
+from fer.export.quantize import (
+    WEIGHTED_OPS,
+    TrainCrops,
+    calibration_sample,
+    first_and_last_weighted,
+    kept_in_float,
+    quantize_int8,
+)
 from fer.runtime.checkpoint import load_checkpoint
 from fer.runtime.inputs import batch_indices, model_input
 from fer.runtime.onnx_model import OnnxClassifier
@@ -67,16 +74,20 @@ QAT_CONFIG = QConfig(
 )
 
 
-def static_options(prepared: Path, train: np.ndarray, n: int) -> dict[str, dict]:
-    """quantize_static's arguments per variant; all QDQ, int8 weights per channel unless the name says otherwise."""
-    kept = kept_in_float(prepared)
-    graph = onnx.load(str(prepared)).graph
-    output_nodes = [node.name for node in graph.node if {o.name for o in graph.output}.intersection(node.output)]
-    first_last = sorted(set(kept) - set(output_nodes))
-    base = {"per_channel": True, "activation_type": INT8, "nodes_to_exclude": kept, "calibration": n}
+def static_options(prepared: Path, train: np.ndarray, export: ExportParams) -> dict[str, dict]:
+    """quantize_static's arguments for each variant of the stage's static int8 (fer.export.quantize.quantize_int8:
+    QDQ, int8 activations and weights, export.per_channel), one change each as its name says."""
+    base = {
+        "per_channel": export.per_channel,
+        "activation_type": INT8,
+        "nodes_to_exclude": kept_in_float(prepared),
+        "calibration": export.calibration_images,
+    }
     return {
-        "stage: first/last layer and output float, MinMax": base,
-        "output quantised too (the stage before)": {**base, "nodes_to_exclude": first_last},
+        "output quantised too (the stage before)": {
+            **base,
+            "nodes_to_exclude": sorted(first_and_last_weighted(onnx.load(str(prepared)).graph)),
+        },
         "every node int8": {**base, "nodes_to_exclude": []},
         "per-tensor weights": {**base, "per_channel": False},
         "uint8 activations": {**base, "activation_type": QuantType.QUInt8},
@@ -197,7 +208,10 @@ def main():
         measure("float ONNX, crops +-1 grey level", float_onnx, noise=True)
         weights_rounded(prepared, scratch / "rounded.onnx")
         measure("float ONNX, weights rounded to int8", scratch / "rounded.onnx")
-        for name, options in static_options(prepared, train, params.export.calibration_images).items():
+        calibration = calibration_sample(train, params.export.calibration_images, params.seed)
+        quantize_int8(float_onnx, scratch / "stage.onnx", "static", calibration, params.export.per_channel)
+        measure("stage: first/last layer and output float, MinMax", scratch / "stage.onnx")
+        for name, options in static_options(prepared, train, params.export).items():
             options = dict(options)
             crops = calibration_sample(train, options.pop("calibration"), params.seed)
             out = scratch / "static.onnx"
@@ -211,7 +225,6 @@ def main():
             minutes = (time.perf_counter() - start) / 60
             qat_float, qat_int8 = scratch / "qat.onnx", scratch / "qat.int8.onnx"
             export_onnx(tuned, record, test.shape[1], qat_float, params.export.opset, champion_sha256)
-            calibration = calibration_sample(train, params.export.calibration_images, params.seed)
             quantize_int8(qat_float, qat_int8, "static", calibration, params.export.per_channel)
             name = f"QAT distillation, {args.qat_epochs} epochs ({minutes:.1f} min)"
             measure(f"{name}: its float weights", qat_float)
