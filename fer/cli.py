@@ -227,7 +227,7 @@ def _predict_video(args, predictor) -> None:
 def _serve(args) -> None:
     import uvicorn
 
-    from fer.core.malloc import map_large_blocks
+    from fer.core.malloc import GLIBC_START_BYTES, map_large_blocks
     from fer.serve.api import create_app
     from fer.serve.http_guard import deadline_protocol
     from fer.serve.model_card import model_card
@@ -239,8 +239,9 @@ def _serve(args) -> None:
     )
     log = PredictionLog(args.log) if args.log else None
     # A setting of the whole process: without it glibc raises its mmap threshold after the first large photo, and
-    # the decode threads' arenas keep the next ones' memory resident after a burst of uploads.
-    map_large_blocks()
+    # the decode threads' arenas keep the next ones' memory resident after a burst of uploads. Every decoded
+    # photo is mapped, so a burst's memory goes back to the OS as soon as it is answered.
+    map_large_blocks(GLIBC_START_BYTES)
     uvicorn.run(
         create_app(predictor, card, log),
         host=args.host,
