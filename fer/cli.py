@@ -240,7 +240,7 @@ def _serve(args) -> None:
     log = PredictionLog(args.log) if args.log else None
     # A setting of the whole process: without it glibc raises its mmap threshold after the first large photo, and
     # the decode threads' arenas keep the next ones' memory resident after a burst of uploads. Every decoded
-    # photo is mapped, so a burst's memory goes back to the OS as soon as it is answered.
+    # photo over 128 kB is mapped, so a burst's memory goes back to the OS as soon as it is answered.
     map_large_blocks(GLIBC_START_BYTES)
     uvicorn.run(
         create_app(predictor, card, log),

@@ -1,6 +1,7 @@
 """What each onnxruntime quantisation option does to the champion: label agreement with the PyTorch model on the
 whole test split, largest probability difference, accuracy, size and CPU latency, as a markdown table
-(docs/export.md). The export stage ships the first row's settings (fer.export.quantize).
+(docs/export.md). The export stage ships the `stage:` row's settings (fer.export.quantize). The reference
+rows and the QAT rows assume export.per_channel: true, the shipped setting.
 
     python scripts/int8_options.py --champion outputs/champion.pt --champion-record metrics/champion.json \
         --split outputs/split

@@ -23,9 +23,11 @@ def main():
     detector = None
     if p.detects_faces:
         # torch and MTCNN take ~3.5 s to import, which registered crops (align.method: resize) do not need
-        from fer.runtime.face_detector import face_detector
+        from fer.core.malloc import map_large_blocks
+        from fer.runtime.face_detector import BATCHES_MMAP_THRESHOLD_BYTES, face_detector
 
         detector = face_detector(p.method, p.min_face)
+        map_large_blocks(BATCHES_MMAP_THRESHOLD_BYTES)
     counts = write_aligned(raw, detector, p, args.out, args.samples)
     n = len(raw)
     write_json(

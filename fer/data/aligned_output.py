@@ -11,7 +11,6 @@ import pandas as pd
 
 from fer.core.arrays import NpyAppender
 from fer.core.errors import FerError
-from fer.core.malloc import map_large_blocks
 from fer.core.params import AlignParams
 from fer.core.storage import atomic_path
 from fer.data.aligning import align_batches
@@ -19,14 +18,6 @@ from fer.data.datasets import IMAGES, save_manifest
 from fer.data.faces import Detector
 from fer.data.rawdata import RawDataset
 from fer.data.sample_grid import save_sample_grid
-
-# MTCNN over batches of photos of many sizes: with glibc's own rising threshold the stage's peak grew batch after
-# batch (1.17 -> 1.44 GB over five batches of 256 photos; the same batch repeated stayed flat). Measured on
-# full-size Human Face Emotions (59,099 photos, docs/data-scale.md): 128 kB 1022 s and 1.14 GB, 8 MB 749-805 s and
-# 1.67-1.75 GB, 16 MB 672 s and 1.90 GB; glibc's own mode runs as fast as 32 MB fixed but peaks at 1.7 GB already
-# on a tenth of the photos. 8 MB: as fast as before streaming (786 s) and under the 2 GB the data stages are held
-# to.
-MMAP_THRESHOLD_BYTES = 8 * 2**20
 
 
 @dataclass
@@ -40,7 +31,6 @@ def write_aligned(
     raw: RawDataset, detect: Detector | None, p: AlignParams, out_dir: str | Path, samples_path: str | Path
 ) -> AlignCounts:
     """Align every raw image into out_dir (images, manifest, label set) and draw p.samples before/after pairs."""
-    map_large_blocks(MMAP_THRESHOLD_BYTES)
     kept = np.zeros(len(raw), dtype=bool)
     detected = np.zeros(len(raw), dtype=bool)
     registered = 0

@@ -167,6 +167,11 @@ class HaarDetector:
 
 DETECTORS = {"mtcnn": MtcnnDetector, "mtcnn-opencv": OpenCvMtcnnDetector, "haar": HaarDetector}
 
+# glibc's mmap threshold for a process that detects faces in batch after batch of photos of many sizes (the
+# align stage; fer.core.malloc says why it needs one): as fast as glibc's own rising threshold would allow
+# within the issue's 2 GB goal for the stage. The measured sweep is in docs/data-scale.md.
+BATCHES_MMAP_THRESHOLD_BYTES = 8 * 2**20
+
 
 def face_detector(method: str, min_face: int) -> MtcnnDetector | OpenCvMtcnnDetector | HaarDetector:
     """The detector `method` names (align.method), looking for faces of at least `min_face` pixels."""
