@@ -23,11 +23,10 @@ def main():
     detector = None
     if p.detects_faces:
         # torch and MTCNN take ~3.5 s to import, which registered crops (align.method: resize) do not need
-        from fer.core.malloc import map_large_blocks
-        from fer.runtime.face_detector import BATCHES_MMAP_THRESHOLD_BYTES, face_detector
+        from fer.runtime.face_detector import face_detector, prepare_for_photo_batches
 
         detector = face_detector(p.method, p.min_face)
-        map_large_blocks(BATCHES_MMAP_THRESHOLD_BYTES)
+        prepare_for_photo_batches()
     counts = write_aligned(raw, detector, p, args.out, args.samples)
     n = len(raw)
     write_json(

@@ -14,8 +14,8 @@ M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h); setting it turns
 GLIBC_START_BYTES = 128 * 1024  # glibc's own starting value: every block over it mapped
 
 
-def map_large_blocks(threshold_bytes: int) -> bool:
-    """Fix glibc's mmap threshold for this process; False where the C library is not glibc (nothing to do)."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    mallopt = getattr(libc, "mallopt", None)
-    return mallopt is not None and mallopt(M_MMAP_THRESHOLD, threshold_bytes) == 1
+def map_large_blocks(threshold_bytes: int) -> None:
+    """Fix glibc's mmap threshold for this process; nothing to do where the C library is not glibc."""
+    mallopt = getattr(ctypes.CDLL(ctypes.util.find_library("c")), "mallopt", None)
+    if mallopt is not None:
+        mallopt(M_MMAP_THRESHOLD, threshold_bytes)

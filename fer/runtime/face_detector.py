@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from fer.core.errors import FerError
+from fer.core.malloc import map_large_blocks
 from fer.data.faces import Face, upscaled_for_detection
 from fer.data.haar import detect_faces
 
@@ -171,6 +172,11 @@ DETECTORS = {"mtcnn": MtcnnDetector, "mtcnn-opencv": OpenCvMtcnnDetector, "haar"
 # align stage; fer.core.malloc says why it needs one): as fast as glibc's own rising threshold would allow
 # within the issue's 2 GB goal for the stage. The measured sweep is in docs/data-scale.md.
 BATCHES_MMAP_THRESHOLD_BYTES = 8 * 2**20
+
+
+def prepare_for_photo_batches() -> None:
+    """Set this process's malloc for detecting faces in batch after batch of photos, as the align stage does."""
+    map_large_blocks(BATCHES_MMAP_THRESHOLD_BYTES)
 
 
 def face_detector(method: str, min_face: int) -> MtcnnDetector | OpenCvMtcnnDetector | HaarDetector:

@@ -17,7 +17,7 @@ from fer.core.errors import FerError
 from fer.core.params import FACE_METHODS, AlignParams
 from fer.data.aligning import align_all
 from fer.data.sources.synthetic import generate_with_landmarks
-from fer.runtime.face_detector import face_detector
+from fer.runtime.face_detector import face_detector, prepare_for_photo_batches
 from fer.tools.spread import Spread
 
 LFW_MIN_FACE = 12  # lfw_subset's faces fill their 25x25 crops
@@ -158,6 +158,7 @@ def bench_drawn_photos(align: AlignParams, n_photos: int, repeats: int) -> list[
     """One row per detector: the align stage (align's params) on drawn_photos(n_photos): its speed, how many
     photos it found a face in, and how well it found the drawn faces (_landmark_columns)."""
     photos, truth = drawn_photos(n_photos)
+    prepare_for_photo_batches()
     rows = []
     for method in FACE_METHODS:
         result, wall, cpu = _timed_align(photos, face_detector(method, align.min_face), align, repeats)
