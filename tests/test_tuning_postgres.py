@@ -23,6 +23,10 @@ from optuna.trial import TrialState
 
 from fer.train import tuning
 
+# Real stage processes against a real server, and long: handed out first with the other end-to-end tests
+# (tests/conftest.py), so that the last minute of a run is not one worker running both while the other idles.
+pytestmark = pytest.mark.e2e
+
 PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))  # Debian keeps initdb and pg_ctl off the PATH
 
 
