@@ -3,7 +3,8 @@
 # folder that the fetch stage watches (data.dvc tracks it; it is empty until you bring a dataset).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x .venv/bin/python ] || python3 -m venv .venv
+# PYTHON picks the interpreter (default: python3 on the PATH); .ci/run sets it to an optimised build when there is one.
+[ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # torch first and pinned, so pip takes these exact releases instead of resolving a newer CUDA build.
 # TORCH_INDEX_URL picks a wheel index, e.g. https://download.pytorch.org/whl/cpu on a GPU-less CI runner.
