@@ -59,20 +59,59 @@ from fer.runtime.onnx_model import OnnxClassifier
 
 INT8 = QuantType.QInt8
 QAT_BATCH = 64
-# What the stage's static int8 does, as fake quantisation: int8 activations, one affine scale per tensor;
-# symmetric int8 weights in [-127, 127], one scale per output channel.
-QAT_CONFIG = QConfig(
-    activation=FakeQuantize.with_args(
-        observer=MovingAverageMinMaxObserver, quant_min=-128, quant_max=127, dtype=torch.qint8
-    ),
-    weight=FakeQuantize.with_args(
-        observer=MovingAveragePerChannelMinMaxObserver,
-        quant_min=-127,
-        quant_max=127,
-        dtype=torch.qint8,
-        qscheme=torch.per_channel_symmetric,
-    ),
+
+
+# What the stage's static int8 does, as fake quantisation: 8-bit activations with one affine scale per tensor,
+# symmetric int8 weights in [-127, 127] with one scale per output channel. The activations are uint8 (the same 256
+# levels, shifted): FX's default backend fake-quantises no int8 activation, only uint8 ones.
+def activation_fake_quant(observer: type) -> type:
+    return FakeQuantize.with_args(observer=observer, quant_min=0, quant_max=255, dtype=torch.quint8)
+
+
+WEIGHT_FAKE_QUANT = FakeQuantize.with_args(
+    observer=MovingAveragePerChannelMinMaxObserver,
+    quant_min=-127,
+    quant_max=127,
+    dtype=torch.qint8,
+    qscheme=torch.per_channel_symmetric,
 )
+RELU6_MAX = 6.0
+
+
+class ReLU6Range(MovingAverageMinMaxObserver):
+    """The range of a convolution's output after ReLU6 with the ReLU6 done by the range: capped at 6."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        observed = super().forward(x)
+        self.max_val.clamp_(max=RELU6_MAX)
+        return observed
+
+
+QAT_CONFIG = QConfig(activation=activation_fake_quant(MovingAverageMinMaxObserver), weight=WEIGHT_FAKE_QUANT)
+RELU6_CONV_CONFIG = QConfig(activation=activation_fake_quant(ReLU6Range), weight=WEIGHT_FAKE_QUANT)
+
+
+def relu6_as_ranges(folded: torch.fx.GraphModule, kept_float: set[str]) -> list[tuple[str, str]]:
+    """Give each convolution followed by ReLU6 a plain ReLU, which FX fuses into it, so that its output is rounded
+    once, after the activation, as onnxruntime's fused int8 convolution rounds it (FX leaves ReLU6 unfused and
+    rounds before it and after it); ReLU6Range's cap does the clipping at 6. Convolutions in kept_float keep their
+    ReLU6. Returns the (convolution, activation) module names."""
+    modules = dict(folded.named_modules())
+    pairs = []
+    for node in folded.graph.nodes:
+        source = node.args[0] if node.args else None
+        if (
+            node.op == "call_module"
+            and isinstance(modules[node.target], torch.nn.ReLU6)
+            and getattr(source, "op", None) == "call_module"
+            and isinstance(modules[source.target], torch.nn.Conv2d)
+            and source.target not in kept_float
+        ):
+            parent, _, leaf = node.target.rpartition(".")
+            setattr(folded.get_submodule(parent), leaf, torch.nn.ReLU())
+            pairs.append((source.target, node.target))
+    folded.recompile()
+    return pairs
 
 
 def static_options(prepared: Path, train: np.ndarray, export: ExportParams) -> dict[str, dict]:
@@ -124,18 +163,26 @@ def qat_distilled(
     model: torch.nn.Module, record, train: np.ndarray, epochs: int, lr: float, seed: int
 ) -> torch.nn.Module:
     """The champion fine-tuned to reproduce its own logits (MSE; train crops, half of each batch mirrored) under
-    int8 fake quantisation placed about as the stage's static export places it: BatchNorms folded into their
-    convolutions first (as the ONNX exporter does), the first and last weighted layers left float. The observers
-    freeze for the last epoch. Returns the folded float model carrying the fine-tuned weights."""
+    8-bit fake quantisation placed about as the stage's static export places it: BatchNorms folded into their
+    convolutions first (as the ONNX exporter does), each ReLU6 inside its convolution's rounding
+    (relu6_as_ranges), the first and last weighted layers left float. The observers freeze for the last epoch.
+    Returns the folded float model (ReLU6 as it was) carrying the fine-tuned weights."""
     torch.manual_seed(seed)
     teacher, spec = model.eval(), record.input_spec
     folded = fuse(copy.deepcopy(model))
     weighted = [name for name, m in folded.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    kept_float = {weighted[0], weighted[-1]}
+    trainable = copy.deepcopy(folded)
     mapping = QConfigMapping().set_global(QAT_CONFIG)
-    for name in (weighted[0], weighted[-1]):
+    for names in relu6_as_ranges(trainable, kept_float):
+        for name in names:
+            mapping.set_module_name(name, RELU6_CONV_CONFIG)
+    for name in kept_float:
         mapping.set_module_name(name, None)
     crops = torch.from_numpy(np.ascontiguousarray(train))
-    student = prepare_qat_fx(copy.deepcopy(folded).train(), mapping, (model_input(crops[:2], spec),))
+    student = prepare_qat_fx(trainable.train(), mapping, (model_input(crops[:2], spec),))
+    if not any(name.endswith("activation_post_process_0") for name, _ in student.named_modules()):
+        raise RuntimeError("FX placed no activation fake quantisation: the fine-tuning would simulate weights alone")
     optimizer = torch.optim.Adam(student.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     for epoch in range(epochs):
