@@ -10,8 +10,9 @@ Two reference rows bound what post-training int8 can reach: the float export fed
 random noise (the model's own sensitivity), and the float export with its weights rounded to int8 per channel
 (float activations: the error of the weights alone).
 
-With --qat-epochs N, two more rows: quantisation-aware fine-tuning as distillation (qat_distilled), its float
-weights exported and then quantised as the stage does.
+With --qat-epochs N, three more rows: quantisation-aware fine-tuning as distillation (qat_distilled), its float
+weights exported, those quantised as the stage does, and its fake quantisation exported as it is (torch writes
+QuantizeLinear/DequantizeLinear pairs with its own ranges, which onnxruntime runs with int8 kernels).
 """
 
 import argparse
@@ -19,6 +20,7 @@ import copy
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,7 @@ from torch.ao.quantization import (
     MovingAveragePerChannelMinMaxObserver,
     QConfig,
     QConfigMapping,
+    disable_observer,
 )
 from torch.ao.quantization.quantize_fx import prepare_qat_fx
 from torch.fx.experimental.optimization import fuse
@@ -62,15 +65,16 @@ QAT_BATCH = 64
 
 
 # What the stage's static int8 does, as fake quantisation: 8-bit activations with one affine scale per tensor,
-# symmetric int8 weights in [-127, 127] with one scale per output channel. The activations are uint8 (the same 256
-# levels, shifted): FX's default backend fake-quantises no int8 activation, only uint8 ones.
-def activation_fake_quant(observer: type) -> type:
+# symmetric int8 weights with one scale per output channel. The activations are uint8 (the same 256 levels,
+# shifted): FX's default backend fake-quantises no int8 activation, only uint8 ones. The weights span [-128, 127]
+# (scale: largest |w| / 127.5), the range torch's ONNX exporter can write as QuantizeLinear.
+def activation_fake_quant(observer: type) -> Callable[[], FakeQuantize]:
     return FakeQuantize.with_args(observer=observer, quant_min=0, quant_max=255, dtype=torch.quint8)
 
 
 WEIGHT_FAKE_QUANT = FakeQuantize.with_args(
     observer=MovingAveragePerChannelMinMaxObserver,
-    quant_min=-127,
+    quant_min=-128,
     quant_max=127,
     dtype=torch.qint8,
     qscheme=torch.per_channel_symmetric,
@@ -78,8 +82,10 @@ WEIGHT_FAKE_QUANT = FakeQuantize.with_args(
 RELU6_MAX = 6.0
 
 
-class ReLU6Range(MovingAverageMinMaxObserver):
-    """The range of a convolution's output after ReLU6 with the ReLU6 done by the range: capped at 6."""
+class ReLU6CappedObserver(MovingAverageMinMaxObserver):
+    """A range capped at 6 for a ReLU6's input or its fused convolution's output: the fake quantisation's own clamp
+    then clips as ReLU6 does. The minimum is left as observed: clamping it to 0 too, as onnxruntime rounds the
+    float stem's output, measured worse (docs/export.md)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         observed = super().forward(x)
@@ -88,30 +94,33 @@ class ReLU6Range(MovingAverageMinMaxObserver):
 
 
 QAT_CONFIG = QConfig(activation=activation_fake_quant(MovingAverageMinMaxObserver), weight=WEIGHT_FAKE_QUANT)
-RELU6_CONV_CONFIG = QConfig(activation=activation_fake_quant(ReLU6Range), weight=WEIGHT_FAKE_QUANT)
+RELU6_CONFIG = QConfig(activation=activation_fake_quant(ReLU6CappedObserver), weight=WEIGHT_FAKE_QUANT)
 
 
-def relu6_as_ranges(folded: torch.fx.GraphModule, kept_float: set[str]) -> list[tuple[str, str]]:
-    """Give each convolution followed by ReLU6 a plain ReLU, which FX fuses into it, so that its output is rounded
-    once, after the activation, as onnxruntime's fused int8 convolution rounds it (FX leaves ReLU6 unfused and
-    rounds before it and after it); ReLU6Range's cap does the clipping at 6. Convolutions in kept_float keep their
-    ReLU6. Returns the (convolution, activation) module names."""
-    modules = dict(folded.named_modules())
-    pairs = []
-    for node in folded.graph.nodes:
-        source = node.args[0] if node.args else None
+def relu6_into_conv_rounding(model: torch.fx.GraphModule, kept_float: set[str]) -> list[str]:
+    """Change the folded model, in place, so that FX rounds each convolution's output once, after its ReLU6, as
+    onnxruntime's fused int8 convolution does (FX fuses a convolution with ReLU, not with ReLU6, and rounds before
+    and after a ReLU6): a quantised convolution whose one user is a ReLU6 gets a plain ReLU instead, fused into
+    it, and ReLU6CappedObserver clips at 6. A ReLU6 after a convolution in kept_float stays. Returns the modules
+    to give RELU6_CONFIG: every ReLU6 or its ReLU, and each changed convolution (FX fuses modules only when their
+    qconfigs are equal)."""
+    modules = dict(model.named_modules())
+    names = []
+    for node in model.graph.nodes:
+        if node.op != "call_module" or not isinstance(modules[node.target], torch.nn.ReLU6):
+            continue
+        names.append(node.target)
+        source = node.args[0]
         if (
-            node.op == "call_module"
-            and isinstance(modules[node.target], torch.nn.ReLU6)
-            and getattr(source, "op", None) == "call_module"
+            source.op == "call_module"
             and isinstance(modules[source.target], torch.nn.Conv2d)
             and source.target not in kept_float
+            and len(source.users) == 1
         ):
             parent, _, leaf = node.target.rpartition(".")
-            setattr(folded.get_submodule(parent), leaf, torch.nn.ReLU())
-            pairs.append((source.target, node.target))
-    folded.recompile()
-    return pairs
+            setattr(model.get_submodule(parent), leaf, torch.nn.ReLU())
+            names.append(source.target)
+    return names
 
 
 def static_options(prepared: Path, train: np.ndarray, export: ExportParams) -> dict[str, dict]:
@@ -161,33 +170,22 @@ def weights_rounded(prepared: Path, out: Path) -> None:
 
 def qat_distilled(
     model: torch.nn.Module, record, train: np.ndarray, epochs: int, lr: float, seed: int
-) -> torch.nn.Module:
+) -> tuple[torch.nn.Module, torch.fx.GraphModule]:
     """The champion fine-tuned to reproduce its own logits (MSE; train crops, half of each batch mirrored) under
-    8-bit fake quantisation placed about as the stage's static export places it: BatchNorms folded into their
-    convolutions first (as the ONNX exporter does), each ReLU6 inside its convolution's rounding
-    (relu6_as_ranges), the first and last weighted layers left float. The observers freeze for the last epoch.
-    Returns the folded float model (ReLU6 as it was) carrying the fine-tuned weights."""
+    8-bit fake quantisation placed about as the stage's static export places it (fake_quantised), its BatchNorms
+    folded into their convolutions first, as the ONNX exporter does. The observers freeze for the last epoch.
+    Returns the folded float model (ReLU6 as it was) carrying the fine-tuned weights, and the
+    fake-quantised model itself."""
     torch.manual_seed(seed)
     teacher, spec = model.eval(), record.input_spec
     folded = fuse(copy.deepcopy(model))
-    weighted = [name for name, m in folded.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    kept_float = {weighted[0], weighted[-1]}
-    trainable = copy.deepcopy(folded)
-    mapping = QConfigMapping().set_global(QAT_CONFIG)
-    for names in relu6_as_ranges(trainable, kept_float):
-        for name in names:
-            mapping.set_module_name(name, RELU6_CONV_CONFIG)
-    for name in kept_float:
-        mapping.set_module_name(name, None)
     crops = torch.from_numpy(np.ascontiguousarray(train))
-    student = prepare_qat_fx(trainable.train(), mapping, (model_input(crops[:2], spec),))
-    if not any(name.endswith("activation_post_process_0") for name, _ in student.named_modules()):
-        raise RuntimeError("FX placed no activation fake quantisation: the fine-tuning would simulate weights alone")
+    student = fake_quantised(folded, model_input(crops[:2], spec))
     optimizer = torch.optim.Adam(student.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     for epoch in range(epochs):
         if epoch and epoch == epochs - 1:  # after at least one epoch of observed ranges
-            student.apply(torch.ao.quantization.disable_observer)
+            student.apply(disable_observer)
         for batch in batch_indices(len(crops), QAT_BATCH, generator):
             x = model_input(crops[batch], spec)
             x[: len(batch) // 2] = x[: len(batch) // 2].flip(-1)
@@ -197,9 +195,46 @@ def qat_distilled(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+    student.apply(disable_observer)
     trained = student.state_dict()
     folded.load_state_dict({key: trained[key] for key in folded.state_dict()})
-    return folded.eval()
+    return folded.eval(), student.eval()
+
+
+def fake_quantised(
+    folded: torch.fx.GraphModule,
+    example: torch.Tensor,
+    config: QConfig = QAT_CONFIG,
+    relu6_config: QConfig = RELU6_CONFIG,
+) -> torch.fx.GraphModule:
+    """A copy of the folded model prepared for quantisation-aware training: every layer fake-quantised but the
+    first and last weighted ones, ReLU6s inside their convolutions' rounding (relu6_into_conv_rounding). Stops
+    unless FX placed it as asked (require_activation_fake_quant)."""
+    weighted = [name for name, m in folded.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    kept_float = {weighted[0], weighted[-1]}
+    trainable = copy.deepcopy(folded)
+    mapping = QConfigMapping().set_global(config)
+    for name in relu6_into_conv_rounding(trainable, kept_float):
+        mapping.set_module_name(name, relu6_config)
+    for name in kept_float:
+        mapping.set_module_name(name, None)
+    student = prepare_qat_fx(trainable.train(), mapping, (example,))
+    require_activation_fake_quant(student, sum(isinstance(m, torch.nn.ReLU6) for m in folded.modules()))
+    return student
+
+
+def require_activation_fake_quant(student: torch.fx.GraphModule, relu6s: int) -> None:
+    """Stop unless FX fake-quantises activations, with one capped range per ReLU6: it drops what its backend does
+    not support without a word (signed int8 activations, a ReLU6 it cannot fuse), and the fine-tuning would then
+    simulate something else than the int8 graph."""
+    modules = student.named_modules()
+    activations = [m for name, m in modules if isinstance(m, FakeQuantize) and not name.endswith("weight_fake_quant")]
+    capped = sum(isinstance(m.activation_post_process, ReLU6CappedObserver) for m in activations)
+    if not activations or capped != relu6s:
+        raise RuntimeError(
+            f"FX placed {len(activations)} activation fake quantisations, {capped} of them capped for the model's "
+            f"{relu6s} ReLU6s: the fine-tuning would not simulate the int8 graph"
+        )
 
 
 def main():
@@ -269,7 +304,7 @@ def main():
         measure("dynamic (export.int8: dynamic)", scratch / "dynamic.onnx")
         if args.qat_epochs:
             start = time.perf_counter()
-            tuned = qat_distilled(model, record, train, args.qat_epochs, args.qat_lr, params.seed)
+            tuned, fake_quantised = qat_distilled(model, record, train, args.qat_epochs, args.qat_lr, params.seed)
             minutes = (time.perf_counter() - start) / 60
             qat_float, qat_int8 = scratch / "qat.onnx", scratch / "qat.int8.onnx"
             export_onnx(tuned, record, test.shape[1], qat_float, params.export.opset, champion_sha256)
@@ -277,6 +312,9 @@ def main():
             name = f"QAT distillation, {args.qat_epochs} epochs ({minutes:.1f} min)"
             measure(f"{name}: its float weights", qat_float)
             measure(f"{name}: quantised as the stage does", qat_int8)
+            qat_qdq = scratch / "qat.qdq.onnx"  # its own fake quantisation, as QuantizeLinear/DequantizeLinear
+            export_onnx(fake_quantised, record, test.shape[1], qat_qdq, params.export.opset, champion_sha256)
+            measure(f"{name}: its own fake quantisation exported", qat_qdq)
     print(markdown(rows, os.getloadavg()))
 
 
