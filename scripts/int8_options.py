@@ -67,7 +67,8 @@ QAT_BATCH = 64
 # What the stage's static int8 does, as fake quantisation: 8-bit activations with one affine scale per tensor,
 # symmetric int8 weights with one scale per output channel. The activations are uint8 (the same 256 levels,
 # shifted): FX's default backend fake-quantises no int8 activation, only uint8 ones. The weights span [-128, 127]
-# (scale: largest |w| / 127.5), the range torch's ONNX exporter can write as QuantizeLinear.
+# (scale: largest |w| / 127.5), the range torch's ONNX exporter can write as QuantizeLinear; the stage's span
+# [-127, 127] (scale: largest |w| / 127).
 def activation_fake_quant(observer: type) -> Callable[[], FakeQuantize]:
     return FakeQuantize.with_args(observer=observer, quant_min=0, quant_max=255, dtype=torch.quint8)
 
@@ -173,7 +174,8 @@ def qat_distilled(
 ) -> tuple[torch.nn.Module, torch.fx.GraphModule]:
     """The champion fine-tuned to reproduce its own logits (MSE; train crops, half of each batch mirrored) under
     8-bit fake quantisation placed about as the stage's static export places it (fake_quantised), its BatchNorms
-    folded into their convolutions first, as the ONNX exporter does. The observers freeze for the last epoch.
+    folded into their convolutions first, as the ONNX exporter does. The observers freeze for the last epoch, and
+    stay frozen for the export.
     Returns the folded float model (ReLU6 as it was) carrying the fine-tuned weights, and the
     fake-quantised model itself."""
     torch.manual_seed(seed)
@@ -304,7 +306,7 @@ def main():
         measure("dynamic (export.int8: dynamic)", scratch / "dynamic.onnx")
         if args.qat_epochs:
             start = time.perf_counter()
-            tuned, fake_quantised = qat_distilled(model, record, train, args.qat_epochs, args.qat_lr, params.seed)
+            tuned, student = qat_distilled(model, record, train, args.qat_epochs, args.qat_lr, params.seed)
             minutes = (time.perf_counter() - start) / 60
             qat_float, qat_int8 = scratch / "qat.onnx", scratch / "qat.int8.onnx"
             export_onnx(tuned, record, test.shape[1], qat_float, params.export.opset, champion_sha256)
@@ -313,7 +315,7 @@ def main():
             measure(f"{name}: its float weights", qat_float)
             measure(f"{name}: quantised as the stage does", qat_int8)
             qat_qdq = scratch / "qat.qdq.onnx"  # its own fake quantisation, as QuantizeLinear/DequantizeLinear
-            export_onnx(fake_quantised, record, test.shape[1], qat_qdq, params.export.opset, champion_sha256)
+            export_onnx(student, record, test.shape[1], qat_qdq, params.export.opset, champion_sha256)
             measure(f"{name}: its own fake quantisation exported", qat_qdq)
     print(markdown(rows, os.getloadavg()))
 

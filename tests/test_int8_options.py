@@ -30,17 +30,19 @@ def folded_model() -> torch.fx.GraphModule:
 
 
 def test_activations_are_fake_quantised_with_a_range_capped_at_6_per_relu6(int8_options):
+    torch.manual_seed(0)
     folded = folded_model()
     student = int8_options.fake_quantised(folded, torch.zeros(2, 1, 8, 8))
     capped = [m for m in student.modules() if isinstance(m, int8_options.ReLU6CappedObserver)]
     assert len(capped) == 2
-    assert isinstance(student.get_submodule("1.0"), ConvReLU2d), "the block rounds once, after its activation"
-    student(torch.randn(4, 1, 8, 8) * 50)  # outputs far beyond 6
+    assert sum(isinstance(m, ConvReLU2d) for m in student.modules()) == 1, "the block rounds once, after activation"
+    student(torch.randn(4, 1, 8, 8) * 50)  # the stem's outputs far beyond 6
     assert all(0 < observer.max_val <= int8_options.RELU6_MAX for observer in capped)
-    assert isinstance(folded.get_submodule("1.2"), torch.nn.ReLU6), "the folded model itself keeps its ReLU6"
+    assert sum(isinstance(m, torch.nn.ReLU6) for m in folded.modules()) == 2, "the folded model keeps its ReLU6s"
 
 
 def test_signed_int8_activations_which_fx_leaves_out_stop_the_fine_tuning(int8_options):
+    # Pins torch's FX as it is: a backend that fake-quantises signed activations would fail here, on purpose.
     signed = QConfig(
         activation=FakeQuantize.with_args(
             observer=MovingAverageMinMaxObserver, quant_min=-128, quant_max=127, dtype=torch.qint8
