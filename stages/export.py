@@ -20,12 +20,23 @@ def main():
 
     params = load_params()
     metrics = export_champion(
-        args.champion, args.champion_record, args.split, args.onnx, args.int8, args.metrics, params.export, params.seed
+        args.champion,
+        args.champion_record,
+        args.split,
+        args.onnx,
+        args.int8,
+        args.metrics,
+        params.export,
+        params.seed,
+        params.evaluate,
+        params.compare.alpha,
     )
-    shipped = metrics["formats"][f"int8_{params.export.int8}"]
+    torch_scores, shipped = metrics["formats"]["torch"], metrics["formats"][f"int8_{params.export.int8}"]
     print(
         f"{args.onnx}: agreement {metrics['formats']['onnx']['agreement']:.2%}; {args.int8}: agreement "
-        f"{shipped['agreement']:.2%}, {shipped['size_bytes'] / 1e6:.2f} MB"
+        f"{shipped['agreement']:.2%}, {shipped['size_bytes'] / 1e6:.2f} MB, accuracy {shipped['accuracy']:.4f} "
+        f"against {torch_scores['accuracy']:.4f} ({'tied' if shipped['tied_with_torch'] else 'beyond noise'}: "
+        f"McNemar p={shipped['vs_torch_p']:.2g})"
     )
 
 

@@ -18,10 +18,13 @@ from test_serving import _jpeg, _serving
 from fer.cli import main
 from fer.core.emotions import EMOTIONS
 from fer.core.errors import FerError
+from fer.core.labels import FER2013
 from fer.core.params import ModelParams
 from fer.core.storage import file_sha256, read_json
 from fer.data.datasets import load_split
 from fer.export.champion_export import export_champion
+from fer.export.checks import accuracy_against, batching_changes
+from fer.export.quantize import quantize_int8
 from fer.runtime.checkpoint import CheckpointClassifier
 from fer.runtime.onnx_model import CLASSES_KEY, INPUT_SPEC_KEY, OnnxClassifier
 from fer.tools.bench_faces import grace_hopper
@@ -30,6 +33,7 @@ from fer.train.trainer import train_model
 
 # Small enough for a test; the stage's own checks and thresholds are those of params.yaml.
 QUICK = {"latency_repeats": 2, "latency_batch": 8, "calibration_images": 64}
+SCORING = {"scoring": REPO_PARAMS.evaluate, "alpha": REPO_PARAMS.compare.alpha}
 
 # Put on a child's PYTHONPATH, it makes `import torch` (and the torch-only detector package) fail there.
 NO_TORCH = """
@@ -88,6 +92,7 @@ def exported(champion):
         out / "export.json",
         params,
         seed=0,
+        **SCORING,
     )
     return out, metrics
 
@@ -120,8 +125,14 @@ def test_metrics_hold_each_formats_checks_size_and_latency(exported):
     assert set(formats) == {"torch", "onnx", "int8_static", "int8_dynamic"}
     assert formats["onnx"]["agreement"] == 1.0 and formats["onnx"]["max_probability_difference"] <= 1e-3
     assert formats["onnx"]["accuracy"] == formats["torch"]["accuracy"]
+    assert formats["onnx"]["right_only_in_torch"] == formats["onnx"]["right_only_here"] == 0
+    assert formats["onnx"]["vs_torch_p"] == 1.0 and formats["onnx"]["tied_with_torch"]
+    assert formats["onnx"]["labels_changed_by_batching"] == formats["int8_static"]["labels_changed_by_batching"] == 0
     for name, measured in formats.items():
         assert measured["size_bytes"] > 0 and 0 <= measured["macro_f1"] <= 1
+        for score in ("accuracy", "macro_f1"):
+            assert measured[f"{score}_ci_low"] <= measured[score] <= measured[f"{score}_ci_high"], name
+            assert measured[f"{score}_ci_high"] - measured[f"{score}_ci_low"] > 0.05, name  # 70 test crops
         assert measured["latency_ms"]["q25"] <= measured["latency_ms"]["median"] <= measured["latency_ms"]["q75"]
         assert measured["batch_latency_ms"]["median"] > 0, name
         if name.startswith("int8"):
@@ -130,6 +141,42 @@ def test_metrics_hold_each_formats_checks_size_and_latency(exported):
     shipped = onnx.load(str(out / "champion.int8.onnx"))
     assert "DequantizeLinear" in {node.op_type for node in shipped.graph.node}  # the middle conv is int8
     assert OnnxClassifier(out / "champion.int8.onnx").record.name == "cnn"
+
+
+def test_dynamic_int8_answers_depend_on_the_batch_and_the_check_counts_labels_that_change(champion, exported, tmp_path):
+    _, _, split = champion
+    out, _ = exported
+    crops = load_split(split, "test")[0][:8]
+    with_a_white_crop = np.concatenate([crops, np.full((1, *crops.shape[1:]), 255, np.uint8)])
+    quantize_int8(out / "champion.onnx", tmp_path / "dynamic.onnx", "dynamic", None, per_channel=True)
+    for path, depends in ((tmp_path / "dynamic.onnx", True), (out / "champion.int8.onnx", False)):
+        model = OnnxClassifier(path)
+        difference = np.abs(model.probabilities(with_a_white_crop)[:8] - model.probabilities(crops, batch_size=1))
+        assert (difference.max() > 1e-5) == depends, path.name  # dynamic: ranges measured over the batch
+    alone = np.eye(7)[[0, 1, 2]]
+    assert batching_changes(alone, alone, FER2013) == {"labels_changed_by_batching": 0}
+    assert batching_changes(alone[[0, 0, 2]], alone, FER2013) == {"labels_changed_by_batching": 1}
+
+
+def test_an_exports_accuracy_is_tested_against_the_checkpoints_on_the_same_images():
+    labels = np.zeros(40, int)
+    right, wrong = np.eye(7)[0], np.eye(7)[1]
+    reference = np.tile(right, (40, 1))
+    lost = reference.copy()
+    lost[:12] = wrong  # 12 images only PyTorch gets right: 2 * 0.5**12 by chance
+    assert accuracy_against(reference, lost, labels, FER2013, alpha=0.05) == {
+        "right_only_in_torch": 12,
+        "right_only_here": 0,
+        "vs_torch_p": 0.000488,
+        "tied_with_torch": False,
+    }
+    swapped = lost.copy()
+    swapped[3:12] = right
+    reference_missing_two = reference.copy()
+    reference_missing_two[20:22] = wrong
+    tied = accuracy_against(reference_missing_two, swapped, labels, FER2013, alpha=0.05)
+    assert (tied["right_only_in_torch"], tied["right_only_here"], tied["vs_torch_p"]) == (3, 2, 1.0)
+    assert tied["tied_with_torch"]
 
 
 def test_an_export_beyond_the_threshold_fails_in_one_line_and_replaces_nothing(champion, exported, tmp_path):
@@ -144,7 +191,7 @@ def test_an_export_beyond_the_threshold_fails_in_one_line_and_replaces_nothing(c
         match=r"champion\.int8\.onnx: agrees with the PyTorch champion on \d\d\.\d\d% of the "
         r"test images \(\d+ differ\), under export\.min_int8_agreement 100\.00%$",
     ):
-        export_champion(checkpoint, record, split, onnx_path, int8_path, metrics, params, seed=0)
+        export_champion(checkpoint, record, split, onnx_path, int8_path, metrics, params, seed=0, **SCORING)
     assert onnx_path.read_text() == int8_path.read_text() == "before"
     assert not metrics.exists() and sorted(p.name for p in tmp_path.iterdir()) == [
         "champion.int8.onnx",
@@ -166,6 +213,7 @@ def test_a_checkpoint_other_than_the_recorded_champion_is_refused(champion, tmp_
             tmp_path / "m.json",
             REPO_PARAMS.export,
             seed=0,
+            **SCORING,
         )
 
 

@@ -10,12 +10,12 @@ import numpy as np
 import torch
 
 from fer.core.errors import FerError
-from fer.core.params import ExportParams
+from fer.core.params import EvaluateParams, ExportParams
 from fer.core.storage import atomic_path, file_sha256, write_json
 from fer.data.datasets import load_split, split_label_set
 from fer.data.rawdata import TEST, TRAIN
 from fer.evaluate.records import read_champion
-from fer.export.checks import agreement, quality, require_agreement
+from fer.export.checks import accuracy_against, agreement, batching_changes, quality, require_agreement
 from fer.export.latency import time_ms
 from fer.export.onnx_export import CropsToProbabilities, export_onnx
 from fer.export.quantize import calibration_sample, quantize_int8
@@ -34,9 +34,12 @@ def export_champion(
     metrics_path: str | Path,
     params: ExportParams,
     seed: int,
+    scoring: EvaluateParams,
+    alpha: float,
 ) -> dict:
     """Write both exports and metrics_path; an export answering unlike the champion beyond the params' limits
-    fails before either file is replaced. Returns the metrics."""
+    fails before either file is replaced. Scores carry the evaluate stage's intervals (scoring), and each export's
+    accuracy is tested against the champion's at significance level alpha. Returns the metrics."""
     model, record = load_checkpoint(checkpoint, expected_sha256=read_champion(champion_record).sha256)
     if record.label_set != split_label_set(split_dir):
         raise FerError(f"{checkpoint}: trained for other labels than {split_dir}'s; re-run the pipeline (dvc repro)")
@@ -54,7 +57,9 @@ def export_champion(
         return {
             "size_bytes": path.stat().st_size,
             **agreement(expected, probabilities, record.label_set),
-            **quality(probabilities, test_labels, record.label_set),
+            **quality(probabilities, test_labels, record.label_set, scoring),
+            **accuracy_against(expected, probabilities, test_labels, record.label_set, alpha),
+            **batching_changes(probabilities, exported.probabilities(test_images, batch_size=1), record.label_set),
             **_latencies(exported.probabilities, timing_sample, params.latency_repeats),
         }
 
@@ -68,7 +73,7 @@ def export_champion(
             formats = {
                 "torch": {
                     "size_bytes": Path(checkpoint).stat().st_size,
-                    **quality(expected, test_labels, record.label_set),
+                    **quality(expected, test_labels, record.label_set, scoring),
                     **_latencies(torch_probabilities, timing_sample, params.latency_repeats),
                 }
             }

@@ -4,15 +4,47 @@ import numpy as np
 
 from fer.core.errors import FerError
 from fer.core.labels import LabelSet
+from fer.core.params import EvaluateParams
+from fer.core.tasks.head import round_metric
+from fer.evaluate.intervals import score_intervals
+from fer.evaluate.significance import mcnemar
 
 DECIMALS = 6
 
 
-def quality(probabilities: np.ndarray, labels: np.ndarray, label_set: LabelSet) -> dict:
-    """Accuracy and macro-F1 as the evaluate stage defines them for the task."""
+def quality(probabilities: np.ndarray, labels: np.ndarray, label_set: LabelSet, scoring: EvaluateParams) -> dict:
+    """Accuracy and macro-F1 as the evaluate stage defines them for the task, with the same bootstrap intervals
+    over the test images."""
+    head = label_set.head
     # No baseline is reported here, so the test labels stand in for the train labels the baselines come from.
-    scores = label_set.head.test_metrics(labels, probabilities, train_labels=labels)
-    return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
+    scores = head.test_metrics(labels, probabilities, train_labels=labels)
+    accuracy, macro_f1 = score_intervals(
+        labels, head.decide(probabilities), head, scoring.interval, scoring.bootstrap_resamples
+    )
+    return {
+        "accuracy": scores["accuracy"],
+        "accuracy_ci_low": round_metric(accuracy.low),
+        "accuracy_ci_high": round_metric(accuracy.high),
+        "macro_f1": scores["macro_f1"],
+        "macro_f1_ci_low": round_metric(macro_f1.low),
+        "macro_f1_ci_high": round_metric(macro_f1.high),
+    }
+
+
+def accuracy_against(
+    reference: np.ndarray, exported: np.ndarray, labels: np.ndarray, label_set: LabelSet, alpha: float
+) -> dict:
+    """Is the export's accuracy the PyTorch model's, up to chance? The exact McNemar test on the same test images
+    (attributes: each image's attribute one trial), as the leaderboard ties models: only the images one of the
+    two gets right count."""
+    decide = label_set.head.decide
+    paired = mcnemar((decide(reference) == labels).ravel(), (decide(exported) == labels).ravel())
+    return {
+        "right_only_in_torch": paired.only_first_right,
+        "right_only_here": paired.only_second_right,
+        "vs_torch_p": float(f"{paired.p_value:.3g}"),
+        "tied_with_torch": not paired.beyond_noise(alpha),
+    }
 
 
 def agreement(reference: np.ndarray, exported: np.ndarray, label_set: LabelSet) -> dict:
@@ -25,6 +57,14 @@ def agreement(reference: np.ndarray, exported: np.ndarray, label_set: LabelSet) 
         "disagreeing_images": int((~same).sum()),
         "max_probability_difference": round(float(np.abs(reference - exported).max()), DECIMALS),
     }
+
+
+def batching_changes(batched: np.ndarray, alone: np.ndarray, label_set: LabelSet) -> dict:
+    """How many images get another label when each is run alone than in a batch: dynamic quantisation measures
+    its activation ranges over the whole batch, so an image's answer can depend on the others in it."""
+    decide = label_set.head.decide
+    changed = (decide(batched) != decide(alone)).reshape(len(batched), -1).any(1)
+    return {"labels_changed_by_batching": int(changed.sum())}
 
 
 def require_agreement(
