@@ -2,7 +2,7 @@
 #   docker build -f dockerfiles/train.Dockerfile -t fer-train .
 #   docker run --rm -v "$PWD":/repo fer-train                 # dvc repro
 #   docker run --rm --gpus all -v "$PWD":/repo fer-train dvc exp run -S train.device=cuda
-# PYTHON_IMAGE: another base with Python 3.11, e.g. a registry mirror's (scripts/image_sizes.sh)
+# PYTHON_IMAGE: another base with Python 3.11, e.g. a registry mirror's
 ARG PYTHON_IMAGE=python:3.11-slim
 FROM ${PYTHON_IMAGE}
 RUN apt-get update && apt-get install -y --no-install-recommends git \

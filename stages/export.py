@@ -28,7 +28,8 @@ def main():
         args.metrics,
         params.export,
         params.seed,
-        params.evaluate,
+        params.evaluate.interval,
+        params.evaluate.bootstrap_resamples,
         params.compare.alpha,
     )
     torch_scores, shipped = metrics["formats"]["torch"], metrics["formats"][f"int8_{params.export.int8}"]

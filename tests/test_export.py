@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -33,7 +34,11 @@ from fer.train.trainer import train_model
 
 # Small enough for a test; the stage's own checks and thresholds are those of params.yaml.
 QUICK = {"latency_repeats": 2, "latency_batch": 8, "calibration_images": 64}
-SCORING = {"scoring": REPO_PARAMS.evaluate, "alpha": REPO_PARAMS.compare.alpha}
+SCORING = {
+    "interval": REPO_PARAMS.evaluate.interval,
+    "resamples": REPO_PARAMS.evaluate.bootstrap_resamples,
+    "alpha": REPO_PARAMS.compare.alpha,
+}
 
 # Put on a child's PYTHONPATH, it makes `import torch` (and the torch-only detector package) fail there.
 NO_TORCH = """
@@ -138,6 +143,9 @@ def test_metrics_hold_each_formats_checks_size_and_latency(exported):
         if name.startswith("int8"):
             assert 0 <= measured["agreement"] <= 1 and measured["disagreeing_images"] >= 0
     assert metrics["test_images"] == 70 and metrics["int8_shipped"] == "static"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file() and " avx2 " in cpuinfo.read_text():  # which kernels ran the timings (and trained)
+        assert "avx2" in metrics["latency"]["cpu_features"]
     shipped = onnx.load(str(out / "champion.int8.onnx"))
     assert "DequantizeLinear" in {node.op_type for node in shipped.graph.node}  # the middle conv is int8
     assert OnnxClassifier(out / "champion.int8.onnx").record.name == "cnn"

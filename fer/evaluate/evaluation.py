@@ -16,7 +16,7 @@ from fer.core.labels import LabelSet
 from fer.core.params import EvaluateParams
 from fer.core.storage import file_sha256, write_json
 from fer.core.tasks.head import round_metric
-from fer.evaluate.intervals import score_intervals
+from fer.evaluate.intervals import interval_fields
 from fer.evaluate.records import Evaluation, PredictionRow, write_predictions, write_record
 from fer.runtime.checkpoint import load_checkpoint
 from fer.runtime.inference import cpu_latency_ms, predict_probabilities
@@ -76,7 +76,6 @@ def evaluate_checkpoint(
     predictions = head.decide(probabilities)
     quality = head.test_metrics(labels, probabilities, train_labels)
     ece = expected_calibration_error(*head.calibration(probabilities, labels), params.calibration_bins)
-    accuracy, macro_f1 = score_intervals(labels, predictions, head, params.interval, params.bootstrap_resamples)
     # The per-cell lists go to the confusion plots, not into the metrics file DVC tabulates.
     confusion = quality.pop("confusion")
     quality.pop("confusion_normalized")
@@ -91,10 +90,7 @@ def evaluate_checkpoint(
         classes=record.classes,
         test_images=len(labels),
         **quality,
-        accuracy_ci_low=round_metric(accuracy.low),
-        accuracy_ci_high=round_metric(accuracy.high),
-        macro_f1_ci_low=round_metric(macro_f1.low),
-        macro_f1_ci_high=round_metric(macro_f1.high),
+        **interval_fields(labels, predictions, head, params.interval, params.bootstrap_resamples),
         ece=round_metric(ece),
         params=count_parameters(model),
         size_bytes=Path(checkpoint_path).stat().st_size,

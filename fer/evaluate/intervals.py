@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import bootstrap
 
-from fer.core.tasks.head import TaskHead
+from fer.core.tasks.head import TaskHead, round_metric
 
 # Any fixed seed: the same predictions must give the same interval on every run (metrics files are diffed).
 BOOTSTRAP_SEED = 0
@@ -45,3 +45,16 @@ def score_intervals(
     )
     low, high = result.confidence_interval
     return Interval(float(low[0]), float(high[0])), Interval(float(low[1]), float(high[1]))
+
+
+def interval_fields(
+    truth: np.ndarray, guess: np.ndarray, head: TaskHead, confidence: float, resamples: int
+) -> dict[str, float]:
+    """score_intervals as the metrics files keep them."""
+    accuracy, macro_f1 = score_intervals(truth, guess, head, confidence, resamples)
+    return {
+        "accuracy_ci_low": round_metric(accuracy.low),
+        "accuracy_ci_high": round_metric(accuracy.high),
+        "macro_f1_ci_low": round_metric(macro_f1.low),
+        "macro_f1_ci_high": round_metric(macro_f1.high),
+    }

@@ -127,8 +127,8 @@ def mark_ties(leaderboard: dict, evaluations: list[Evaluation], alpha: float) ->
                 read_predictions(runs[name].predictions),
                 f"{champion.predictions} and {runs[name].predictions}",
             )
-            p_value = mcnemar(*correct).p_value
-            row = {**row, "vs_champion_p": float(f"{p_value:.3g}"), "tied_with_champion": p_value >= alpha}
+            paired = mcnemar(*correct)
+            row = {**row, "vs_champion_p": paired.reported_p, "tied_with_champion": not paired.beyond_noise(alpha)}
         models[name] = row
     return {**leaderboard, "alpha": alpha, "models": models}
 

@@ -23,6 +23,11 @@ class PairedTest:
     def beyond_noise(self, alpha: float) -> bool:
         return self.p_value < alpha
 
+    @property
+    def reported_p(self) -> float:
+        """The p-value as the metrics files keep it: three significant digits."""
+        return float(f"{self.p_value:.3g}")
+
 
 def mcnemar(first_correct: np.ndarray, second_correct: np.ndarray) -> PairedTest:
     """Exact two-sided McNemar test of two 0/1 correctness arrays over the same test items, in the same order."""

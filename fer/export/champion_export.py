@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from fer.core.errors import FerError
-from fer.core.params import EvaluateParams, ExportParams
+from fer.core.params import ExportParams
 from fer.core.storage import atomic_path, file_sha256, write_json
 from fer.data.datasets import load_split, split_label_set
 from fer.data.rawdata import TEST, TRAIN
@@ -34,12 +34,14 @@ def export_champion(
     metrics_path: str | Path,
     params: ExportParams,
     seed: int,
-    scoring: EvaluateParams,
+    interval: float,
+    resamples: int,
     alpha: float,
 ) -> dict:
     """Write both exports and metrics_path; an export answering unlike the champion beyond the params' limits
-    fails before either file is replaced. Scores carry the evaluate stage's intervals (scoring), and each export's
-    accuracy is tested against the champion's at significance level alpha. Returns the metrics."""
+    fails before either file is replaced. Scores carry bootstrap intervals (confidence `interval`, `resamples`
+    resamples), and each export's accuracy is tested against the champion's at significance level alpha.
+    Returns the metrics."""
     model, record = load_checkpoint(checkpoint, expected_sha256=read_champion(champion_record).sha256)
     if record.label_set != split_label_set(split_dir):
         raise FerError(f"{checkpoint}: trained for other labels than {split_dir}'s; re-run the pipeline (dvc repro)")
@@ -53,13 +55,14 @@ def export_champion(
 
     def measured(path: Path) -> dict:
         exported = OnnxClassifier(path, threads)
-        probabilities = exported.probabilities(test_images)
+        # Checked as fer serve asks, one crop at a time: dynamic quantisation's answers depend on the batch.
+        alone = exported.probabilities(test_images, batch_size=1)
         return {
             "size_bytes": path.stat().st_size,
-            **agreement(expected, probabilities, record.label_set),
-            **quality(probabilities, test_labels, record.label_set, scoring),
-            **accuracy_against(expected, probabilities, test_labels, record.label_set, alpha),
-            **batching_changes(probabilities, exported.probabilities(test_images, batch_size=1), record.label_set),
+            **agreement(expected, alone, record.label_set),
+            **quality(alone, test_labels, record.label_set, interval, resamples),
+            **accuracy_against(expected, alone, test_labels, record.label_set, alpha),
+            **batching_changes(exported.probabilities(test_images), alone, record.label_set),
             **_latencies(exported.probabilities, timing_sample, params.latency_repeats),
         }
 
@@ -73,7 +76,7 @@ def export_champion(
             formats = {
                 "torch": {
                     "size_bytes": Path(checkpoint).stat().st_size,
-                    **quality(expected, test_labels, record.label_set, scoring),
+                    **quality(expected, test_labels, record.label_set, interval, resamples),
                     **_latencies(torch_probabilities, timing_sample, params.latency_repeats),
                 }
             }
@@ -107,22 +110,31 @@ def export_champion(
             "load_average": [round(load, 2) for load in os.getloadavg()],  # other processes show here
             "batch_size": len(timing_sample),
             "repeats": params.latency_repeats,
-            "cpu": _cpu_name(),
+            **_cpu(),
         },
     }
     write_json(metrics_path, metrics)
     return metrics
 
 
-def _cpu_name() -> str:
-    """The CPU model as Linux names it (platform.processor() is empty there), else the architecture."""
+# The instruction sets that pick onnxruntime's and torch's CPU kernels: int8 speed (VNNI) and trained weights
+# (docs/noise.md) differ with them, and CPUs of one model name can differ in them.
+KERNEL_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def _cpu() -> dict:
+    """The CPU model as Linux names it (platform.processor() is empty there), else the architecture, and which
+    of KERNEL_FEATURES it has (unknown: an empty list)."""
     cpuinfo = Path("/proc/cpuinfo")
-    names = (
-        [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
-        if cpuinfo.is_file()
-        else []
-    )
-    return names[0] if names else platform.machine()
+    first_processor = {}
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []:
+        key, _, value = line.partition(":")
+        first_processor.setdefault(key.strip(), value.strip())
+    flags = set(first_processor.get("flags", "").split())
+    return {
+        "cpu": first_processor.get("model name") or platform.machine(),
+        "cpu_features": [feature for feature in KERNEL_FEATURES if feature in flags],
+    }
 
 
 def _latencies(run, crops: np.ndarray, repeats: int) -> dict:

@@ -4,30 +4,24 @@ import numpy as np
 
 from fer.core.errors import FerError
 from fer.core.labels import LabelSet
-from fer.core.params import EvaluateParams
-from fer.core.tasks.head import round_metric
-from fer.evaluate.intervals import score_intervals
+from fer.evaluate.intervals import interval_fields
 from fer.evaluate.significance import mcnemar
 
 DECIMALS = 6
 
 
-def quality(probabilities: np.ndarray, labels: np.ndarray, label_set: LabelSet, scoring: EvaluateParams) -> dict:
-    """Accuracy and macro-F1 as the evaluate stage defines them for the task, with the same bootstrap intervals
-    over the test images."""
+def quality(
+    probabilities: np.ndarray, labels: np.ndarray, label_set: LabelSet, interval: float, resamples: int
+) -> dict:
+    """Accuracy and macro-F1 as the evaluate stage defines them for the task, with its bootstrap intervals over
+    the test images (confidence `interval`, `resamples` resamples)."""
     head = label_set.head
     # No baseline is reported here, so the test labels stand in for the train labels the baselines come from.
     scores = head.test_metrics(labels, probabilities, train_labels=labels)
-    accuracy, macro_f1 = score_intervals(
-        labels, head.decide(probabilities), head, scoring.interval, scoring.bootstrap_resamples
-    )
     return {
         "accuracy": scores["accuracy"],
-        "accuracy_ci_low": round_metric(accuracy.low),
-        "accuracy_ci_high": round_metric(accuracy.high),
         "macro_f1": scores["macro_f1"],
-        "macro_f1_ci_low": round_metric(macro_f1.low),
-        "macro_f1_ci_high": round_metric(macro_f1.high),
+        **interval_fields(labels, head.decide(probabilities), head, interval, resamples),
     }
 
 
@@ -42,7 +36,7 @@ def accuracy_against(
     return {
         "right_only_in_torch": paired.only_first_right,
         "right_only_here": paired.only_second_right,
-        "vs_torch_p": float(f"{paired.p_value:.3g}"),
+        "vs_torch_p": paired.reported_p,
         "tied_with_torch": not paired.beyond_noise(alpha),
     }
 
