@@ -1,11 +1,30 @@
+import json
+import os
+import platform
+import subprocess
+import sys
+
 import numpy as np
 import pytest
+from conftest import REPO
 
 from fer.core.emotions import EMOTIONS
 from fer.data.faces import FIVE_POINT_TEMPLATE
 from fer.data.sources.synthetic import FER2013_TRAIN_COUNTS, class_counts, generate, generate_with_landmarks
 
 HAPPY, SAD, DISGUST = EMOTIONS.index("happy"), EMOTIONS.index("sad"), EMOTIONS.index("disgust")
+
+# The default data set's hash, and the BLAS kernel that drew it.
+DEFAULT_SET_DIGEST = """
+import hashlib, json
+import numpy as np
+from threadpoolctl import threadpool_info
+from fer.core.params import load_params
+from fer.data.sources import load_source
+digest = hashlib.sha256(np.stack(load_source(load_params()).images).tobytes()).hexdigest()
+kernels = [pool.get("architecture") for pool in threadpool_info() if pool["internal_api"] == "openblas"]
+print(json.dumps({"digest": digest, "kernels": kernels}))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -17,6 +36,27 @@ def test_same_seed_gives_identical_images_and_labels(faces):
     again = generate(700, 48, 3, photo=False)
     assert np.array_equal(np.stack(faces.images), np.stack(again.images))
     assert np.array_equal(faces.labels, again.labels)
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="names OpenBLAS's x86-64 kernels")
+def test_the_default_data_set_is_the_same_bits_whichever_blas_kernel_the_cpu_picks():
+    # OpenBLAS picks its kernel by CPU (SkylakeX on AVX-512, Haswell on AVX2); Prescott, its SSE3 one, runs on
+    # every x86-64 CPU. Matrix products once changed 11 pixels of the 4000 default faces between two kernels.
+    runs = [
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", DEFAULT_SET_DIGEST],
+                cwd=REPO,
+                env={**os.environ, **kernel},
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        for kernel in ({}, {"OPENBLAS_CORETYPE": "Prescott"})
+    ]
+    assert runs[0]["kernels"] != runs[1]["kernels"]  # the variable took effect
+    assert runs[0]["digest"] == runs[1]["digest"]
 
 
 def test_different_seed_gives_different_images():
