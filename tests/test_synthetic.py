@@ -38,16 +38,17 @@ def test_same_seed_gives_identical_images_and_labels(faces):
     assert np.array_equal(faces.labels, again.labels)
 
 
-@pytest.mark.skipif(platform.machine() != "x86_64", reason="names OpenBLAS's x86-64 kernels")
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="names OpenBLAS's x86-64 kernels")
 def test_the_default_data_set_is_the_same_bits_whichever_blas_kernel_the_cpu_picks():
-    # OpenBLAS picks its kernel by CPU (SkylakeX on AVX-512, Haswell on AVX2); Prescott, its SSE3 one, runs on
-    # every x86-64 CPU. Matrix products once changed 11 pixels of the 4000 default faces between two kernels.
+    # OpenBLAS picks its kernel by CPU; Prescott, its SSE3 one, runs on every x86-64 CPU. Matrix products once
+    # moved pixels of the default faces between two kernels (docs/noise.md).
+    environment = {name: value for name, value in os.environ.items() if name != "OPENBLAS_CORETYPE"}
     runs = [
         json.loads(
             subprocess.run(
                 [sys.executable, "-c", DEFAULT_SET_DIGEST],
                 cwd=REPO,
-                env={**os.environ, **kernel},
+                env={**environment, **kernel},
                 capture_output=True,
                 text=True,
                 check=True,
@@ -55,6 +56,8 @@ def test_the_default_data_set_is_the_same_bits_whichever_blas_kernel_the_cpu_pic
         )
         for kernel in ({}, {"OPENBLAS_CORETYPE": "Prescott"})
     ]
+    if not runs[0]["kernels"]:
+        pytest.skip("numpy does not use OpenBLAS here")
     assert runs[0]["kernels"] != runs[1]["kernels"]  # the variable took effect
     assert runs[0]["digest"] == runs[1]["digest"]
 

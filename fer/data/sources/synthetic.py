@@ -5,14 +5,13 @@ Lets the whole pipeline run (and its tests pass) with no download. Each face is 
 (ellipses, strokes as distance fields, soft edges) evaluated on coordinate grids for a whole chunk of images
 at once. An expression is a displacement from the neutral face, scaled by a random intensity; identity,
 pose, lighting, blur, noise and occluders vary on top, so that a fixed pixel template (a linear model)
-does poorly while local, shift-tolerant features (a small CNN) do well but not perfectly.
-
-The faces are the same bits on every machine: every step is elementwise numpy arithmetic in a fixed order,
-never a matrix product, whose BLAS kernel (OpenBLAS picks one per CPU) rounds in its own order. Products
-changed 11 pixels by one grey level in the default 4000 faces between an AVX-512 CPU's kernel and an AVX2
-one's, and so every hash downstream. Attribute faces
+does poorly while local, shift-tolerant features (a small CNN) do well but not perfectly. Attribute faces
 are the same faces: a smile and an open mouth displace them as expressions do, and glasses, a mustache and
 bangs are drawn over them.
+
+Every step is elementwise numpy arithmetic in a fixed order, never a matrix product: the BLAS kernel of a
+product (OpenBLAS picks one per CPU) rounds in its own order, and moved a few pixels, and so every hash
+downstream, between CPUs (docs/noise.md says which machines draw the same bytes).
 
 Coordinates: image x, y span [-1, 1] (y down). Face coordinates u, v are the image coordinates un-rotated,
 un-shifted and un-scaled by the face's pose, so every feature is drawn once, upright, in face units.
@@ -339,7 +338,7 @@ def _upsampled(values: np.ndarray, n_pixels: int, axis: int) -> np.ndarray:
     """values linearly interpolated along axis at n_pixels pixel centres spanning its first to last entry."""
     cells = values.shape[axis]
     position = (np.arange(n_pixels) + 0.5) / n_pixels * (cells - 1)
-    below = np.minimum(np.floor(position).astype(np.int64), cells - 2)
+    below = np.floor(position).astype(np.int64)  # at most cells - 2: the last centre is before the last entry
     weight = np.expand_dims((position - below).astype(np.float32), [a for a in range(values.ndim) if a != axis])
     return np.take(values, below, axis) * (1 - weight) + np.take(values, below + 1, axis) * weight
 
@@ -506,8 +505,8 @@ def _blur(img, rng) -> np.ndarray:
 
 
 def _blurred_along(img: np.ndarray, sigma: np.ndarray, axis: int) -> np.ndarray:
-    """img (n, H, W) convolved along axis 1 or 2 with each image's Gaussian of sigma (n, 1, 1), cut at 4 sigma
-    and renormalised at the borders so that they keep their brightness."""
+    """img (n, H, W) convolved along axis 1 or 2 with each image's Gaussian of sigma (n, 1, 1), cut at 4 times
+    the largest sigma and renormalised at the borders so that they keep their brightness."""
     size = img.shape[axis]
     offsets = np.arange(-np.ceil(4 * sigma.max()), np.ceil(4 * sigma.max()) + 1, dtype=np.float32)
     source = np.arange(size)[:, None] + offsets.astype(np.int64)[None, :]  # (size, offsets)
