@@ -507,8 +507,8 @@ def _blur(img, rng) -> np.ndarray:
 def _blurred_along(img: np.ndarray, sigma: np.ndarray, axis: int) -> np.ndarray:
     """img (n, H, W) convolved along axis 1 or 2 with each image's Gaussian of sigma (n, 1, 1), cut at 4 times
     the largest sigma and renormalised at the borders so that they keep their brightness."""
-    size = img.shape[axis]
-    offsets = np.arange(-np.ceil(4 * sigma.max()), np.ceil(4 * sigma.max()) + 1, dtype=np.float32)
+    size, radius = img.shape[axis], np.ceil(4 * sigma.max())
+    offsets = np.arange(-radius, radius + 1, dtype=np.float32)
     source = np.arange(size)[:, None] + offsets.astype(np.int64)[None, :]  # (size, offsets)
     weights = np.exp(-0.5 * (offsets / sigma) ** 2) * ((source >= 0) & (source < size))  # (n, size, offsets)
     weights /= weights.sum(axis=2, keepdims=True)
